@@ -1,0 +1,103 @@
+"""What a lesson prints: a title, numbered steps, a sentence of why, then the evidence.
+
+Built on rich. When output is not a terminal (CI logs, a pipe) rich drops colour and
+animation, so the same narrative reads as plain text. Tests call `quiet()` to silence it;
+`EXAMPLES_QUIET=1` does the same for a script.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+_console = Console(highlight=False, soft_wrap=True)
+_state = {"quiet": os.environ.get("EXAMPLES_QUIET") == "1", "step": 0}
+
+
+def quiet(on: bool = True) -> None:
+    _state["quiet"] = on
+
+
+def _print(*things, **options) -> None:
+    if not _state["quiet"]:
+        _console.print(*things, **options)
+
+
+def title(text: str) -> None:
+    _state["step"] = 0
+    _print(f"\n[bold]{text}[/bold]")
+
+
+def step(text: str) -> None:
+    _state["step"] += 1
+    _print(f"\n[bold cyan]{_state['step']}.[/bold cyan] [bold]{text}[/bold]")
+
+
+def say(text: str) -> None:
+    _print(f"   {text}")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> None:
+    grid = Table(box=box.SIMPLE_HEAD, caption=caption, padding=(0, 1), show_edge=False)
+    for header in headers:
+        grid.add_column(header)
+    for row in rows:
+        grid.add_row(*(_cell(value) for value in row))
+    _print(grid)
+
+
+def plan(text: str, max_lines: int = 12) -> None:
+    """An execution plan, trimmed to its first lines."""
+    lines = text.splitlines()
+    shown = lines[:max_lines] + ([f"... ({len(lines) - max_lines} more lines)"] if len(lines) > max_lines else [])
+    _print("\n".join("      " + line for line in shown), markup=False)
+
+
+def compare(slow_label: str, slow_s: float, fast_label: str, fast_s: float) -> float:
+    """Print `fast 0.41 s vs slow 9.8 s: 24x` and return the ratio slow/fast."""
+    ratio = slow_s / fast_s if fast_s > 0 else float("inf")
+    say(f"{fast_label} {seconds(fast_s)} vs {slow_label} {seconds(slow_s)}: [bold]{ratio:.1f}x[/bold]")
+    return ratio
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def size(n_bytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n_bytes) < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} GB"
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator:
+    """A progress bar on a terminal; nothing elsewhere. Yields `advance(n)`."""
+    if _state["quiet"] or not _console.is_terminal:
+        yield lambda n=1: None
+        return
+    columns = (TextColumn("   {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def error(text: str) -> None:
+    """One line to stderr, shown even when quiet."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(text, markup=False)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,73 @@
+"""MySQL's local stand-in: MariaDB from the OS packages (Debian's mariadb-server).
+
+MariaDB speaks the MySQL protocol and accepts the SQL our lessons use; where the two differ
+(EXPLAIN formats, UUID functions) a lesson checks `SELECT VERSION()` and says which it ran on.
+The server gets the compose credentials: user `examples` with password `examples`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pymysql
+
+from servers.local.base import LocalServer
+
+USER = PASSWORD = DATABASE = "examples"
+
+
+class MySQLServer(LocalServer):
+    engine = "mysql"
+    display = "MySQL (local stand-in: MariaDB)"
+    compose_port = 3306
+    start_timeout = 30.0
+
+    @classmethod
+    def installed(cls) -> bool:
+        return shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None
+
+    def prepare(self) -> None:
+        data = self.workdir / "data"
+        if (data / "mysql").exists():
+            return
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def command(self) -> list[str]:
+        return [
+            "mariadbd",
+            "--no-defaults",  # never read /etc/mysql
+            f"--datadir={self.workdir / 'data'}",
+            f"--socket={self.workdir / 'mysqld.sock'}",
+            f"--pid-file={self.workdir / 'mysqld.pid'}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+        ]
+
+    def url(self) -> str:
+        return f"mysql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def ready(self) -> bool:
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=2)
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS examples")
+            cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (USER, PASSWORD))
+            # Lessons own a database each (their namespace), so the user may create them.
+            cur.execute("GRANT ALL PRIVILEGES ON *.* TO examples@'%' WITH GRANT OPTION")
+        return True

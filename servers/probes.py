@@ -1,0 +1,109 @@
+"""Is it ready? One real query per engine, given the environment a lesson would get.
+
+Used for containers (a published port answers long before the server inside does) and by
+the connectivity tests. A probe returns True or raises: the caller polls.
+"""
+
+from __future__ import annotations
+
+import requests
+
+
+def _postgres(env: dict) -> bool:
+    import psycopg
+
+    with psycopg.connect(env["POSTGRES_URL"], connect_timeout=2) as conn:
+        return conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def _mysql(env: dict) -> bool:
+    import pymysql
+
+    from common.settings import mysql_params
+
+    conn = pymysql.connect(**{**mysql_params(env["MYSQL_URL"]), "connect_timeout": 2})
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        return cur.fetchone() == (1,)
+
+
+def _mongodb(env: dict) -> bool:
+    import pymongo
+    from pymongo.errors import OperationFailure
+
+    client = pymongo.MongoClient(env["MONGO_URL"], serverSelectionTimeoutMS=2000)
+    with client:
+        client.admin.command("ping")
+        try:
+            client.admin.command("replSetGetStatus")
+        except OperationFailure as error:
+            if error.code == 94:  # NotYetInitialized: a fresh compose image, initiate it
+                client.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": "localhost:27017"}]})
+            elif error.code != 76:  # NoReplicationEnabled: a standalone server is fine too
+                raise
+        return True
+
+
+def _redis(env: dict) -> bool:
+    import redis
+
+    return bool(redis.Redis.from_url(env["REDIS_URL"], socket_connect_timeout=2).ping())
+
+
+def _neo4j(env: dict) -> bool:
+    import neo4j
+
+    auth = (env.get("NEO4J_USER", "neo4j"), env.get("NEO4J_PASSWORD", "examples-pass"))
+    with neo4j.GraphDatabase.driver(env["NEO4J_URL"], auth=auth, connection_timeout=2) as driver:
+        records, _, _ = driver.execute_query("RETURN 1 AS one")
+        return records[0]["one"] == 1
+
+
+def _influxdb(env: dict) -> bool:
+    return requests.get(env["INFLUX_URL"] + "/health", timeout=2).json().get("status") == "pass"
+
+
+def _cassandra(env: dict) -> bool:
+    from cassandra.cluster import Cluster
+
+    host, _, port = env["CASSANDRA_HOSTS"].split(",")[0].partition(":")
+    cluster = Cluster([host], port=int(port or 9042), connect_timeout=2)
+    try:
+        return cluster.connect().execute("SELECT release_version FROM system.local").one() is not None
+    finally:
+        cluster.shutdown()
+
+
+def _prometheus(env: dict) -> bool:
+    return requests.get(env["PROMETHEUS_URL"] + "/-/ready", timeout=2).status_code == 200
+
+
+def _dynamodb(env: dict) -> bool:
+    import boto3
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["DYNAMODB_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="examples",
+        aws_secret_access_key="examples",
+    )
+    client.list_tables()
+    return True
+
+
+PROBES = {
+    "postgres": _postgres,
+    "mysql": _mysql,
+    "mongodb": _mongodb,
+    "redis": _redis,
+    "neo4j": _neo4j,
+    "influxdb": _influxdb,
+    "cassandra": _cassandra,
+    "prometheus": _prometheus,
+    "dynamodb": _dynamodb,
+}
+
+
+def probe(engine: str, env: dict) -> bool:
+    return PROBES[engine](env)

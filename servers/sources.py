@@ -1,0 +1,94 @@
+"""Where an engine comes from, tried in order: its environment variable, Docker, a local binary.
+
+`EXAMPLES_SERVERS=env|docker|local` forces one source; then a missing engine is an error,
+not a skip, so a CI run can never pass by skipping. `provide()` starts what it has to and
+returns the environment a lesson needs, the source, and how to stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.settings import ENGINES
+from servers import containers
+from servers.local import server_class
+
+MODES = ("auto", "env", "docker", "local")
+
+
+def mode() -> str:
+    value = os.environ.get("EXAMPLES_SERVERS", "auto")
+    if value not in MODES:
+        raise ValueError(f"EXAMPLES_SERVERS={value!r}: use one of {', '.join(MODES)}")
+    return value
+
+
+@dataclass
+class Provided:
+    engine: str
+    source: str  # "env", "docker" or "local"
+    detail: str  # the image, the address, or the local server and its version
+    env: dict[str, str]
+    seconds_to_ready: float = 0.0
+    real: bool = True  # False for a stand-in (MongoDB's local stand-in, MariaDB for MySQL)
+    stop: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.env[ENGINES[self.engine].variable]
+
+
+class Unavailable(Exception):
+    """No source could provide the engine; the message says how to get it."""
+
+
+def how_to_get(engine: str) -> str:
+    variable = ENGINES[engine].variable
+    return (
+        f"set {variable}, start Docker (testcontainers), or install the local server "
+        f"(`make local-install`, i.e. `sudo bash servers/install-local.sh {engine}`)"
+    )
+
+
+def provide(engine: str, workdir_root: Path | None = None) -> Provided:
+    chosen = mode()
+    spec = ENGINES[engine]
+    if chosen in ("auto", "env") and spec.variable in os.environ:
+        env = {spec.variable: os.environ[spec.variable]}
+        env.update({name: os.environ.get(name, default) for name, default in spec.extra})
+        return Provided(engine, "env", env[spec.variable], env)
+    if chosen == "env":
+        raise Unavailable(f"{spec.variable} is not set")
+    if chosen in ("auto", "docker") and containers.docker_available():
+        return _from_docker(engine)
+    if chosen == "docker":
+        raise Unavailable("no Docker engine answers")
+    launcher = server_class(engine)
+    if launcher is not None and launcher.installed():
+        return _from_local(engine, launcher, workdir_root)
+    raise Unavailable(f"{spec.display}: no local server installed; {how_to_get(engine)}")
+
+
+def _from_docker(engine: str) -> Provided:
+    import time
+
+    container = containers.ComposeContainer(engine)
+    started = time.monotonic()
+    env = container.start()
+    return Provided(
+        engine, "docker", containers.image_of(engine), env, time.monotonic() - started, True, container.stop
+    )
+
+
+def _from_local(engine: str, launcher, workdir_root: Path | None) -> Provided:
+    from servers.local.base import free_port
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=workdir_root))
+    server = launcher(free_port(), workdir)
+    seconds = server.start_and_wait()
+    real = not getattr(server, "stand_in", None) and "stand-in" not in server.display
+    return Provided(engine, "local", server.display, server.environment(), seconds, real, server.stop)
