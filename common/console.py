@@ -55,7 +55,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], caption: str
 def plan(text: str, max_lines: int = 12) -> None:
     """An execution plan, trimmed to its first lines."""
     lines = text.splitlines()
-    shown = lines[:max_lines] + ([f"... ({len(lines) - max_lines} more lines)"] if len(lines) > max_lines else [])
+    shown = lines[:max_lines] + (
+        [f"... ({len(lines) - max_lines} more lines)"] if len(lines) > max_lines else []
+    )
     _print("\n".join("      " + line for line in shown), markup=False)
 
 

@@ -30,9 +30,9 @@ class Engine:
     def url(self) -> str:
         return os.environ.get(self.variable, self.default)
 
-    def address(self) -> tuple[str, int]:
-        """Host and port of the first address, for a quick reachability check."""
-        first = self.url.split(",")[0]
+    def address(self, url: str | None = None) -> tuple[str, int]:
+        """Host and port of the first address (of `url`, else the current setting)."""
+        first = (url or self.url).split(",")[0]
         if "://" not in first:
             first = "tcp://" + first
         parts = urlsplit(first)
@@ -42,7 +42,9 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     engine.key: engine
     for engine in [
-        Engine("postgres", "PostgreSQL", "POSTGRES_URL", "postgresql://examples:examples@localhost:5432/examples"),
+        Engine(
+            "postgres", "PostgreSQL", "POSTGRES_URL", "postgresql://examples:examples@localhost:5432/examples"
+        ),
         Engine("mysql", "MySQL", "MYSQL_URL", "mysql://examples:examples@localhost:3306/examples"),
         Engine("mongodb", "MongoDB", "MONGO_URL", "mongodb://localhost:27017/?directConnection=true"),
         Engine("redis", "Redis", "REDIS_URL", "redis://localhost:6379/0"),

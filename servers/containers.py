@@ -45,7 +45,12 @@ def environment_for(engine: str, host: str, port: int) -> dict[str, str]:
     path = location.partition("/")[2] if "/" in location else ""
     address = f"{host}:{port}"
     if scheme:
-        url = f"{scheme}://" + (f"{credentials}@" if credentials else "") + address + (f"/{path}" if path else "")
+        url = (
+            f"{scheme}://"
+            + (f"{credentials}@" if credentials else "")
+            + address
+            + (f"/{path}" if path else "")
+        )
     else:
         url = address
     return {spec.variable: url, **dict(spec.extra)}

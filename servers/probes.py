@@ -38,7 +38,9 @@ def _mongodb(env: dict) -> bool:
             client.admin.command("replSetGetStatus")
         except OperationFailure as error:
             if error.code == 94:  # NotYetInitialized: a fresh compose image, initiate it
-                client.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": "localhost:27017"}]})
+                client.admin.command(
+                    "replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": "localhost:27017"}]}
+                )
             elif error.code != 76:  # NoReplicationEnabled: a standalone server is fine too
                 raise
         return True

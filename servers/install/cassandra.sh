@@ -39,14 +39,14 @@ java_home="$(java17_home)"
 echo "cassandra: resolving cassandra-all $version and its dependencies (Maven Central)"
 mkdir -p "$dest"
 rm -rf "$dest/lib.partial"
-JAVA_HOME="$java_home" mvn -B -q -f "$project/pom.xml" \
+JAVA_HOME="$java_home" mvn -B -q -Dstyle.color=never -f "$project/pom.xml" \
     -Dmaven.repo.local="$dest/m2" \
     dependency:copy-dependencies -DoutputDirectory="$dest/lib.partial"
 rm -rf "$dest/lib"
 mv "$dest/lib.partial" "$dest/lib"
 
 jamm=("$dest"/lib/jamm-*.jar)
-ln -sfn "${jamm[0]}" "$dest/jamm.jar"
+ln -sfn "lib/$(basename "${jamm[0]}")" "$dest/jamm.jar"
 ln -sfn "$java_home/bin/java" "$dest/java"
 echo "$version" > "$dest/installed"
 echo "cassandra: $version installed in $dest ($(ls "$dest/lib" | wc -l) jars, Java $java_home)"

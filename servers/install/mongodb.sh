@@ -45,8 +45,13 @@ BUILD="$(mktemp -d "$DEST/.build.XXXXXX")"
 trap 'rm -rf "$BUILD"' EXIT
 
 say "copying mongo-java-server jars from Maven Central"
-mvn -q -B -Dstyle.color=never -f "$SOURCE/pom.xml" -Dmaven.repo.local="$DEST/m2" \
-    "$DEPENDENCY_PLUGIN:copy-dependencies" -DoutputDirectory="$BUILD/lib" -DincludeScope=runtime
+# Maven's output (even with -q, some colour codes) goes to a log shown only on failure.
+if ! mvn -q -B -f "$SOURCE/pom.xml" -Dmaven.repo.local="$DEST/m2" \
+    "$DEPENDENCY_PLUGIN:copy-dependencies" -DoutputDirectory="$BUILD/lib" -DincludeScope=runtime \
+    >"$BUILD/maven.log" 2>&1; then
+    cat "$BUILD/maven.log" >&2
+    exit 1
+fi
 
 say "compiling the launcher"
 javac -nowarn -d "$BUILD/classes" -cp "$BUILD/lib/*" "$SOURCE/MongoLauncher.java"

@@ -8,6 +8,7 @@ The base class runs the process, waits for it, stops it, and shows its log when 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -109,17 +110,16 @@ class LocalServer:
         argv = self.command()
         if self.run_as and os.geteuid() == 0:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.workdir,
-            env={**os.environ, **self.env()},
-            start_new_session=True,  # its own process group, so stop() reaches its children
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env={**os.environ, **self.env()},
+                start_new_session=True,  # its own process group, so stop() reaches its children
+            )
         (self.workdir / "server.pid").write_text(str(self.process.pid))
 
     def wait_ready(self) -> float:
@@ -151,18 +151,14 @@ class LocalServer:
         pid = self.process.pid if self.process else self._pid_from_file()
         if pid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._alive(pid):
             time.sleep(0.1)
         if self._alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         # A killed daemon can linger a moment: wait for its ports to close, not for its pid.
         for port in [self.port, *self.extra_ports()]:
             while port_open(port) and time.monotonic() < deadline + 10:

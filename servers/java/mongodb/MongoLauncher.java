@@ -1,5 +1,10 @@
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -8,6 +13,9 @@ import java.util.concurrent.CountDownLatch;
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.bson.BsonTimestamp;
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.wire.message.MongoMessage;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 
@@ -22,6 +30,10 @@ import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
  * drivers accept (PyMongo 4.14+ wants 9 or more), so the launcher reports a newer
  * version: what the server can do is unchanged, only the handshake differs.
  * The oplog is on so that change streams work. SIGTERM closes the store cleanly.
+ *
+ * Two answers are completed the way a MongoDB replica set writes them (see {@link #complete}):
+ * aggregate replies carry an operationTime (PyMongo refuses to open a change stream
+ * without one), and collStats replies also carry totalIndexSize and indexSizes.
  */
 public final class MongoLauncher {
 
@@ -35,7 +47,7 @@ public final class MongoLauncher {
         MongoBackend backend = backend(options);
         backend.version(reportedVersion(options));
 
-        MongoServer server = new MongoServer(backend);
+        MongoServer server = new MongoServer(completing(backend));
         server.enableOplog();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -60,10 +72,49 @@ public final class MongoLauncher {
         return new H2Backend(folder.resolve("mongo.mv").toAbsolutePath().toString());
     }
 
+    /** The backend, with the reply of every command passed through {@link #complete}. */
+    private static MongoBackend completing(MongoBackend backend) {
+        return (MongoBackend) Proxy.newProxyInstance(
+            MongoBackend.class.getClassLoader(),
+            new Class<?>[] {MongoBackend.class},
+            (proxy, method, args) -> {
+                Object reply = invoke(backend, method, args);
+                if (method.getName().equals("handleCommand") && reply instanceof Document document) {
+                    complete((String) args[2], document);
+                } else if (method.getName().equals("handleMessage") && reply instanceof Document document) {
+                    Document request = ((MongoMessage) args[0]).getDocument();
+                    complete(request.keySet().iterator().next(), document);
+                }
+                return reply;
+            });
+    }
+
+    private static Object invoke(MongoBackend backend, Method method, Object[] args) throws Throwable {
+        try {
+            return method.invoke(backend, args);
+        } catch (InvocationTargetException error) {
+            throw error.getCause();  // the server's own error, e.g. a duplicate key, unchanged
+        }
+    }
+
+    private static void complete(String command, Document reply) {
+        if (command.equalsIgnoreCase("aggregate") && !reply.containsKey("operationTime")) {
+            reply.put("operationTime", new BsonTimestamp(Instant.now(), 1));
+        }
+        if (command.equalsIgnoreCase("collStats") && reply.get("indexSize") instanceof Document sizes) {
+            long total = 0;
+            for (Object size : sizes.values()) {
+                total += ((Number) size).longValue();
+            }
+            reply.put("indexSizes", sizes);
+            reply.put("totalIndexSize", total);
+        }
+    }
+
     private static MongoVersion reportedVersion(Map<String, String> options) {
         String text = options.getOrDefault("report-version", "6.0.0");
         int wire = Integer.parseInt(options.getOrDefault("wire-version", "17"));
-        List<Integer> parts = java.util.Arrays.stream(text.split("\\."))
+        List<Integer> parts = Arrays.stream(text.split("\\."))
             .map(Integer::valueOf)
             .toList();
         return new MongoVersion() {

@@ -1,0 +1,72 @@
+# Runnable database examples. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COMPOSE := docker compose
+TOPIC ?= all
+SERVICES ?=
+EX ?= relational/normalization.py
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## Show this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv with the project and its tools
+
+up: ## Start the compose stack (SERVICES="postgres redis" or TOPIC=graph for a subset); waits until healthy
+	$(COMPOSE) --profile $(TOPIC) up -d --wait $(SERVICES)
+
+down: ## Stop the compose stack (volumes kept; `docker compose down -v` drops them)
+	$(COMPOSE) --profile all down
+
+local-install: ## Install the local servers, no Docker needed (root on Debian/Ubuntu)
+	bash servers/install-local.sh $(SERVICES)
+
+local-up: install ## Start the local servers on the compose ports, with the compose credentials
+	$(PY) -m servers up $(SERVICES)
+
+local-down: ## Stop the local servers
+	$(PY) -m servers down
+
+demo: install ## Start servers (Docker if it answers, else local), run every lesson, one line each
+	@if docker info >/dev/null 2>&1; then $(COMPOSE) --profile all up -d --wait; \
+	else $(PY) -m servers up || echo "some local servers are missing: make local-install"; fi
+	$(PY) -m common.demo
+
+run: install ## Run one lesson: make run EX=relational/normalization.py
+	$(PY) $(EX)
+
+run-all: install ## Run every lesson against running servers
+	@set -e; for lesson in $$($(PY) -c 'from common.catalog import lessons; print(" ".join(l.relative for l in lessons()))'); do \
+		echo "== $$lesson"; $(PY) $$lesson; done
+
+test: install ## Run the whole suite (servers from env, Docker, or local binaries; see README)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+catalog: install ## Regenerate the README catalog from the lessons' docstrings
+	$(PY) -m common.catalog --write
+
+compose-check: install ## Validate docker-compose.yml without a Docker engine
+	$(PY) -m servers.compose_check
+
+clean: local-down ## Stop local servers and remove local state
+	rm -rf .local
+
+.PHONY: help install up down local-install local-up local-down demo run run-all test lint format catalog compose-check clean

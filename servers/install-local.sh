@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the local (Docker-less) servers: `bash servers/install-local.sh [engine ...]`.
+# Needs root on Debian/Ubuntu. Idempotent: what is installed is skipped, downloads and builds
+# are cached under ${EXAMPLES_CACHE:-~/.cache/database-examples}, so a second run takes seconds.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export EXAMPLES_CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
+mkdir -p "$EXAMPLES_CACHE"
+
+all=(postgres mysql redis prometheus dynamodb neo4j cassandra mongodb influxdb)
+engines=("$@")
+[ ${#engines[@]} -eq 0 ] && engines=("${all[@]}")
+
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi
+
+# Debian packages per engine (the JVM and Go engines need their toolchains).
+declare -A packages=(
+  [postgres]="postgresql postgresql-contrib"
+  [mysql]="mariadb-server"
+  [redis]="redis-server"
+  [prometheus]="prometheus prometheus-pushgateway prometheus-postgres-exporter"
+  [pgbouncer]="pgbouncer"
+  [neo4j]="openjdk-17-jdk-headless maven"
+  [cassandra]="openjdk-17-jdk-headless maven"
+  [mongodb]=""
+  [influxdb]=""
+  [dynamodb]=""
+)
+
+wanted=()
+for engine in "${engines[@]}"; do
+  for package in ${packages[$engine]-}; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || wanted+=("$package")
+  done
+done
+if [ ${#wanted[@]} -gt 0 ]; then
+  echo "apt: installing ${wanted[*]}"
+  $SUDO apt-get update -qq
+  # Debian's policy script keeps these packages from starting their services: we start our own.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+fi
+
+for engine in "${engines[@]}"; do
+  if [ -f "$here/install/$engine.sh" ]; then
+    echo "== $engine"
+    bash "$here/install/$engine.sh"
+  fi
+done
+echo "local servers installed: ${engines[*]}"

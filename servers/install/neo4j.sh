@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Neo4j Community 5.26 (LTS) for local runs: its jars from Maven Central and a small launcher
+# that embeds the database and opens Bolt (servers/java/neo4j). Everything goes to
+# $CACHE/neo4j; a second run finds the stamp of the same sources there and does nothing.
+set -euo pipefail
+
+CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
+DEST="$CACHE/neo4j"
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../java/neo4j" && pwd)"
+LAUNCHER="$SRC/src/main/java/Neo4jLauncher.java"
+
+stamp="$(cat "$SRC/pom.xml" "$LAUNCHER" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
+if [[ -f "$DEST/classpath" && "$(cat "$DEST/stamp" 2>/dev/null)" == "$stamp" ]]; then
+    echo "neo4j: already installed in $DEST"
+    exit 0
+fi
+
+find_jdk17() {
+    local dir
+    for dir in /usr/lib/jvm/java-17-openjdk-*; do
+        if [[ -x "$dir/bin/javac" ]]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! JDK="$(find_jdk17)" || ! command -v mvn >/dev/null; then
+    echo "neo4j: installing Java 17 and Maven (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openjdk-17-jdk-headless maven >/dev/null
+    JDK="$(find_jdk17)"
+fi
+export JAVA_HOME="$JDK"
+mkdir -p "$DEST"
+rm -f "$DEST/classpath" "$DEST/stamp"  # marks the install incomplete until the end
+
+echo "neo4j: copying the jars from Maven Central (first time: about 150 MB)"
+rm -rf "$DEST/lib.new"
+if ! mvn -q -B -Dstyle.color=never -f "$SRC/pom.xml" -Dmaven.repo.local="$DEST/m2" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$DEST/lib.new" \
+    >"$DEST/maven.log" 2>&1; then
+    cat "$DEST/maven.log" >&2
+    exit 1
+fi
+rm -rf "$DEST/lib"
+mv "$DEST/lib.new" "$DEST/lib"
+
+echo "neo4j: compiling the launcher"
+rm -rf "$DEST/launcher"
+"$JDK/bin/javac" --release 17 -d "$DEST/launcher" -cp "$DEST/lib/*" "$LAUNCHER"
+ln -sfn "$JDK/bin/java" "$DEST/java"
+
+# An explicit, ordered classpath: the same string every start (class data sharing needs it).
+{
+    printf '%s' "$DEST/launcher"
+    find "$DEST/lib" -name '*.jar' | LC_ALL=C sort | while read -r jar; do printf ':%s' "$jar"; done
+    echo
+} >"$DEST/classpath.new"
+mv "$DEST/classpath.new" "$DEST/classpath"
+echo "$stamp" >"$DEST/stamp"
+echo "neo4j: installed Neo4j $(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$SRC/pom.xml") in $DEST"

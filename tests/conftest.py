@@ -1,0 +1,152 @@
+"""Engine fixtures: each engine once per session, from the first source that has it.
+
+Sources are tried in the order of servers/sources.py (environment variable, Docker, local
+binary). The engines that the selected tests need are started in parallel as soon as
+collection ends; a test that needs one waits for it. With EXAMPLES_SERVERS set, a missing
+engine fails the test instead of skipping it. Each xdist worker starts its own servers on
+free ports, so parallel runs do not share state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from common import console
+from common.catalog import lessons
+from common.settings import ENGINES, ROOT
+from servers.sources import Provided, Unavailable, how_to_get, mode, provide
+
+ENGINE_FIXTURES = set(ENGINES)
+
+
+class EnginePool:
+    """Starts engines on demand (or ahead, in parallel) and stops them at the end."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="examples-servers-"))
+        self.executor = ThreadPoolExecutor(max_workers=len(ENGINES))
+        self.futures: dict[str, Future] = {}
+
+    def prestart(self, engines: set[str]) -> None:
+        for engine in sorted(engines):
+            self.futures.setdefault(engine, self.executor.submit(provide, engine, self.workdir))
+
+    def get(self, engine: str) -> Provided:
+        self.prestart({engine})
+        return self.futures[engine].result()
+
+    def report(self) -> list[str]:
+        lines = []
+        for engine, future in sorted(self.futures.items()):
+            name = ENGINES[engine].display
+            if not future.done():
+                lines.append(f"{name}: still starting")
+            elif future.exception() is not None:
+                lines.append(f"{name}: not available ({str(future.exception()).splitlines()[0]})")
+            else:
+                served = future.result()
+                timing = f", ready in {served.seconds_to_ready:.1f} s" if served.source != "env" else ""
+                lines.append(f"{name}: {served.source} ({served.detail}{timing})")
+        return lines
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            with contextlib.suppress(BaseException):  # one that never started has nothing to stop
+                future.result().stop()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+POOL = EnginePool()
+
+
+def engines_of(item: pytest.Item) -> set[str]:
+    wanted = set(item.fixturenames) & ENGINE_FIXTURES
+    for marker in item.iter_markers("engines"):
+        wanted |= set(marker.args)
+    return wanted
+
+
+def pytest_collection_finish(session):
+    """Start every engine the selected tests need, in parallel, before the first test runs."""
+    if not session.config.option.collectonly and session.items:
+        POOL.prestart(set().union(*(engines_of(item) for item in session.items)))
+
+
+def pytest_sessionfinish(session):
+    POOL.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = POOL.report()
+    if lines:
+        terminalreporter.section(f"engines (EXAMPLES_SERVERS={mode()})")
+        for line in lines:
+            terminalreporter.write_line(line)
+    real_only = [r for r in terminalreporter.stats.get("skipped", []) if "real MongoDB" in str(r.longrepr)]
+    if real_only:
+        terminalreporter.write_line(
+            f"{len(real_only)} test(s) need a real MongoDB and ran only where Docker is"
+        )
+
+
+def engine(key: str) -> Provided:
+    """The session's server for `key`, or a skip (a failure when a source is forced)."""
+    try:
+        return POOL.get(key)
+    except Unavailable as missing:
+        if mode() == "auto":
+            pytest.skip(f"{ENGINES[key].display} not available: {how_to_get(key)}")
+        pytest.fail(f"{ENGINES[key].display} not available with EXAMPLES_SERVERS={mode()}: {missing}")
+
+
+def _engine_fixture(key: str):
+    @pytest.fixture(scope="session", name=key)
+    def fixture() -> Provided:
+        return engine(key)
+
+    return fixture
+
+
+for _key in ENGINES:
+    globals()[f"_fixture_{_key}"] = _engine_fixture(_key)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_console():
+    """Lessons narrate through common.console; tests only read what run() returns."""
+    console.quiet(True)
+    yield
+    console.quiet(False)
+
+
+@pytest.fixture(autouse=True)
+def _real_mongodb_only(request):
+    if request.node.get_closest_marker("real_mongodb"):
+        served = engine("mongodb")
+        if not served.real:
+            pytest.skip(
+                f"needs a real MongoDB: the local {served.detail} lacks it; runs with Docker or MONGO_URL"
+            )
+
+
+def run_script(path: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a lesson the way a user does: `python path/to/lesson.py`."""
+    full_env = {**os.environ, **env, "EXAMPLES_QUIET": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, path], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return lessons()

@@ -1,0 +1,37 @@
+"""docker-compose.yml is valid, pinned, healthchecked, and its profiles match the lessons."""
+
+import pytest
+import yaml
+
+from common.catalog import lessons
+from common.settings import ENGINES, ROOT
+from servers import compose_check
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_compose_file_is_valid_for_compose_v2():
+    checked = compose_check.config("--profile", "all", "config", "-q")
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_every_engine_is_a_pinned_healthchecked_service(engine):
+    service = SERVICES[engine]
+    image, _, tag = service["image"].partition(":")
+    assert tag and tag != "latest" and any(ch.isdigit() for ch in tag), service["image"]
+    assert "healthcheck" in service
+    assert "all" in service["profiles"]
+
+
+def test_compose_port_matches_the_default_address():
+    for engine, spec in ENGINES.items():
+        published = [str(port).split(":")[0] for port in SERVICES[engine]["ports"]]
+        assert str(spec.address(spec.default)[1]) in published, engine
+
+
+def test_each_topic_profile_has_the_engines_its_lessons_need():
+    for lesson in lessons():
+        for engine in lesson.requires:
+            assert lesson.topic in SERVICES[engine]["profiles"], f"{lesson.relative} needs {engine}"
