@@ -26,7 +26,7 @@ import bson
 from pymongo import ASCENDING, DESCENDING, InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, WriteError
+from pymongo.errors import DuplicateKeyError, PyMongoError, WriteError
 
 Check = Callable[[Database], str]
 CHECKS: list[tuple[str, Check]] = []
@@ -169,6 +169,16 @@ def index_compound(db: Database) -> str:
     keys = coll.index_information()[name]["key"]
     expect(list(keys) == [("customer", 1), ("date", -1)], f"keys {keys}")
     return name
+
+
+@check("index: really built (sized in collStats indexSizes)")
+def index_built(db: Database) -> str:
+    coll = fresh(db, "idx6")
+    coll.insert_many([{"n": i} for i in range(100)])
+    name = coll.create_index("n")
+    sizes = db.command("collStats", "idx6").get("indexSizes", {})
+    expect(sizes.get(name, 0) > 0, f"{name} listed but has no size: indexSizes {sizes}")
+    return f"{name}: {sizes[name]} bytes"
 
 
 @check("index: unique (rejects a duplicate)")
@@ -577,12 +587,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("url", nargs="?", default="mongodb://127.0.0.1:27017/")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args(argv)
+    try:
+        server = server_line(args.url)
+    except PyMongoError as error:
+        print(f"cannot reach {args.url}: {error}", file=sys.stderr)
+        return 2
     results = run_all(args.url)
     if args.json:
         for result in results:
             print(json.dumps(result))
     else:
-        print(server_line(args.url))
+        print(server)
         print_table(results)
     return 0
 

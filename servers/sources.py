@@ -89,6 +89,6 @@ def _from_local(engine: str, launcher, workdir_root: Path | None) -> Provided:
 
     workdir = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=workdir_root))
     server = launcher(free_port(), workdir)
-    seconds = server.start_and_wait()
+    seconds = server.start_and_wait(tied_to_parent=True)
     real = not getattr(server, "stand_in", None) and "stand-in" not in server.display
     return Provided(engine, "local", server.display, server.environment(), seconds, real, server.stop)

@@ -39,9 +39,14 @@ java_home="$(java17_home)"
 echo "cassandra: resolving cassandra-all $version and its dependencies (Maven Central)"
 mkdir -p "$dest"
 rm -rf "$dest/lib.partial"
-JAVA_HOME="$java_home" mvn -B -q -Dstyle.color=never -f "$project/pom.xml" \
-    -Dmaven.repo.local="$dest/m2" \
-    dependency:copy-dependencies -DoutputDirectory="$dest/lib.partial"
+# Maven prints colour codes even when quiet: keep its output for a failure only.
+if ! JAVA_HOME="$java_home" mvn -B -q -f "$project/pom.xml" \
+        -Dmaven.repo.local="$dest/m2" \
+        dependency:copy-dependencies -DoutputDirectory="$dest/lib.partial" >"$dest/maven.log" 2>&1; then
+    cat "$dest/maven.log" >&2
+    echo "cassandra: Maven failed (log above, also in $dest/maven.log)" >&2
+    exit 1
+fi
 rm -rf "$dest/lib"
 mv "$dest/lib.partial" "$dest/lib"
 

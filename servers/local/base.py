@@ -47,6 +47,14 @@ def chown_for(user: str, path: Path) -> None:
         parent.chmod(parent.stat().st_mode | 0o011)
 
 
+def _terminate_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent thread exits."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class LocalServer:
     engine: str = ""  # the key used everywhere: "postgres", "redis", ...
     display: str = ""  # how a person names it: "PostgreSQL"
@@ -102,7 +110,12 @@ class LocalServer:
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 
-    def start(self) -> None:
+    def start(self, tied_to_parent: bool = False) -> None:
+        """Start the server process; `tied_to_parent` ends it when the starting thread dies.
+
+        Tests tie their servers to the pytest process, so a run that is killed leaves none
+        behind; `make local-up` does not, so its servers outlive the command.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.run_as and os.geteuid() == 0:
             chown_for(self.run_as, self.workdir)
@@ -119,6 +132,7 @@ class LocalServer:
                 cwd=self.workdir,
                 env={**os.environ, **self.env()},
                 start_new_session=True,  # its own process group, so stop() reaches its children
+                preexec_fn=_terminate_with_parent if tied_to_parent else None,
             )
         (self.workdir / "server.pid").write_text(str(self.process.pid))
 
@@ -139,8 +153,8 @@ class LocalServer:
             time.sleep(0.2)
         raise ServerStartError(self._failure(f"not ready after {self.start_timeout:.0f} s ({last_error!r})"))
 
-    def start_and_wait(self) -> float:
-        self.start()
+    def start_and_wait(self, tied_to_parent: bool = False) -> float:
+        self.start(tied_to_parent)
         try:
             return self.wait_ready()
         except BaseException:

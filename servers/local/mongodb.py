@@ -29,6 +29,7 @@ class MongoServer(LocalServer):
         "multi-document transactions (no sessions)",
         "$jsonSchema validators (accepted, not enforced)",
         "$jsonSchema query operator",
+        "non-unique secondary indexes (listed, never built: queries scan, no index size)",
         "partial indexes (option stored, index covers every document)",
         "TTL expiry (index accepted, documents never expire)",
         "time-series collections (accepted, created as plain collections)",

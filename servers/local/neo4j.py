@@ -45,6 +45,11 @@ SETTINGS = {
     "server.memory.pagecache.size": "128m",
     "db.tx_log.preallocate": "false",
     "db.tx_log.rotation.size": "16m",
+    # Bolt waits 5 s twice at shutdown for connections that are already gone.
+    "internal.server.bolt.connection_shutdown_wait_time": "1s",
+    "internal.server.bolt.thread_pool_shutdown_wait_time": "1s",
+    "internal.dbms.bolt.netty_server_shutdown_quiet_period": "0",
+    "internal.dbms.bolt.netty_server_shutdown_timeout": "2s",
 }
 
 
