@@ -25,6 +25,7 @@ class Engine:
     variable: str  # the environment variable that holds its address
     default: str  # the compose address
     extra: tuple[tuple[str, str], ...] = ()  # credential variables a URL cannot carry
+    upstream: str | None = None  # the engine it serves or copies (a pooler, a replica)
 
     @property
     def url(self) -> str:
@@ -44,6 +45,26 @@ ENGINES: dict[str, Engine] = {
     for engine in [
         Engine(
             "postgres", "PostgreSQL", "POSTGRES_URL", "postgresql://examples:examples@localhost:5432/examples"
+        ),
+        Engine(
+            "postgres_replica",
+            "PostgreSQL replica",
+            "POSTGRES_REPLICA_URL",
+            "postgresql://examples:examples@localhost:5433/examples",
+            upstream="postgres",
+        ),
+        Engine(
+            "pgbouncer",
+            "PgBouncer",
+            "PGBOUNCER_URL",
+            "postgresql://examples:examples@localhost:6432/examples",
+            upstream="postgres",
+        ),
+        Engine(
+            "timescaledb",
+            "TimescaleDB",
+            "TIMESCALE_URL",
+            "postgresql://examples:examples@localhost:5434/examples",
         ),
         Engine("mysql", "MySQL", "MYSQL_URL", "mysql://examples:examples@localhost:3306/examples"),
         Engine("mongodb", "MongoDB", "MONGO_URL", "mongodb://localhost:27017/?directConnection=true"),
@@ -86,6 +107,18 @@ def setting(name: str) -> str:
 
 def postgres_url() -> str:
     return ENGINES["postgres"].url
+
+
+def postgres_replica_url() -> str:
+    return ENGINES["postgres_replica"].url
+
+
+def pgbouncer_url() -> str:
+    return ENGINES["pgbouncer"].url
+
+
+def timescale_url() -> str:
+    return ENGINES["timescaledb"].url
 
 
 def mysql_url() -> str:

@@ -32,3 +32,28 @@ def best_of(action: Callable[[], object], repeat: int = 3) -> float:
         action()
         runs.append(time.perf_counter() - started)
     return min(runs)
+
+
+@dataclass
+class Comparison:
+    """A measured baseline against its optimization: what `make bench` tabulates and charts."""
+
+    name: str  # what is compared, e.g. "bulk load 100k rows into PostgreSQL"
+    baseline: str  # e.g. "row-by-row INSERT"
+    optimized: str  # e.g. "COPY"
+    baseline_s: float
+    optimized_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.baseline_s / self.optimized_s if self.optimized_s > 0 else float("inf")
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "baseline": self.baseline,
+            "optimized": self.optimized,
+            "baseline_s": self.baseline_s,
+            "optimized_s": self.optimized_s,
+            "ratio": self.ratio,
+        }

@@ -273,7 +273,7 @@ def decompose(conn: psycopg.Connection) -> dict[str, int]:
             for statement in statements:
                 cur.execute(statement)
         for intermediate in ("lines_1nf", "orders_2nf", "lines_2nf", "sourcing"):
-            cur.execute(f"DROP TABLE {intermediate}")
+            cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(intermediate)))
         for statement in KEYS:
             cur.execute(statement)
         cur.execute(RECOVERED_VIEW)

@@ -621,7 +621,8 @@ def _show_partitions(partitions: dict[str, int]) -> None:
     ):
         own = [n for name, n in partitions.items() if name.startswith(parent) and name != default]
         in_default = f"{partitions[default]:,}" if default else "(not allowed)"
-        rows.append((parent, len(own), f"{min(own):,} .. {max(own):,}", in_default))
+        count = f"{len(own)} + DEFAULT" if default else str(len(own))
+        rows.append((parent, count, f"{min(own):,} .. {max(own):,}", in_default))
     console.table(["table", "partitions", "rows in each", "rows in DEFAULT"], rows)
 
 

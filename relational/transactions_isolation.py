@@ -47,11 +47,8 @@ TABLES = """
 CREATE TABLE accounts (id integer PRIMARY KEY, owner text NOT NULL, balance integer NOT NULL);
 CREATE TABLE doctors (name text PRIMARY KEY, on_call boolean NOT NULL);
 """
-RESET_DATA = """
-TRUNCATE accounts, doctors;
-INSERT INTO accounts VALUES (1, 'ana', 100), (2, 'ben', 250), (3, 'cy', 40);
-INSERT INTO doctors VALUES ('alice', true), ('bob', true);
-"""
+ACCOUNTS = [(1, "ana", START_BALANCE), (2, "ben", 250), (3, "cy", 40)]
+DOCTORS = [("alice", True), ("bob", True)]
 BALANCE = "SELECT balance FROM accounts WHERE id = %s"
 BALANCE_FOR_UPDATE = "SELECT balance FROM accounts WHERE id = %s FOR UPDATE"
 SET_BALANCE = "UPDATE accounts SET balance = %s WHERE id = %s"
@@ -126,7 +123,10 @@ def begin_scenario(a: psycopg.Connection, b: psycopg.Connection, level: Isolatio
     """Fresh rows, both sessions idle at `level` (the level applies from their next BEGIN)."""
     for conn in (a, b):
         conn.rollback()
-    a.execute(RESET_DATA)
+    with a.cursor() as cur:
+        cur.execute("TRUNCATE accounts, doctors")
+        cur.executemany("INSERT INTO accounts VALUES (%s, %s, %s)", ACCOUNTS)
+        cur.executemany("INSERT INTO doctors VALUES (%s, %s)", DOCTORS)
     a.commit()
     for conn in (a, b):
         conn.isolation_level = level
@@ -158,7 +158,7 @@ def lost_update(a: psycopg.Connection, b: psycopg.Connection, trace: Trace) -> O
         b.commit()
     except psycopg.errors.SerializationFailure as error:
         b.rollback()
-        trace("B", step.removeprefix("B: "), f"{type(error).__name__}: {error.diag.message_primary}")
+        trace(step[0], step[3:], f"{type(error).__name__}: {error.diag.message_primary}")
         return refused(error, step, f"B refused; balance stays {seen_a + A_DEPOSIT}")
     trace("B", f"UPDATE balance = {seen_b} + {B_DEPOSIT}; COMMIT")
     final = value(a, BALANCE, (1,))
@@ -204,6 +204,7 @@ def write_skew(a: psycopg.Connection, b: psycopg.Connection, trace: Trace) -> Ou
     try:
         b.execute(GO_OFF_CALL, ("bob",))
         trace("B", "bob goes off call")
+        step = "A: COMMIT"
         a.commit()
         trace("A", "COMMIT")
         step = "B: COMMIT"
@@ -211,8 +212,8 @@ def write_skew(a: psycopg.Connection, b: psycopg.Connection, trace: Trace) -> Ou
         trace("B", "COMMIT")
     except psycopg.errors.SerializationFailure as error:
         b.rollback()
-        a.rollback()  # no-op when A had already committed
-        trace("B", step.removeprefix("B: "), f"{type(error).__name__}: {error.diag.message_primary}")
+        a.rollback()  # nothing to undo when A had already committed
+        trace(step[0], step[3:], f"{type(error).__name__}: {error.diag.message_primary}")
         left = value(a, ON_CALL)
         a.rollback()
         return refused(error, step, f"doctors on call: {left}")
@@ -361,8 +362,8 @@ def run(a: psycopg.Connection, b: psycopg.Connection) -> IsolationResult:
 
     console.step("Fix 1: a serialization failure means 'run the whole transaction again'")
     retries, attempts_seen, balance = retry_demo(a, b)
-    for line in attempts_seen:
-        console.say(line)
+    for number, line in enumerate(attempts_seen):
+        console.say(line + (" -> SerializationFailure, rolled back" if number < retries else " -> committed"))
     console.say(
         f"retries: {retries}; balance {balance} = {START_BALANCE} + B's {B_DEPOSIT} + A's {A_DEPOSIT}, nothing lost"
     )

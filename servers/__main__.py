@@ -61,8 +61,14 @@ def main(argv: list[str]) -> int:
             print(f"{engine}: {state} (port {port})")
         return 0
     action = start if args.action == "up" else stop
-    with ThreadPoolExecutor(max_workers=len(engines) or 1) as pool:
-        outcomes = [line for line in pool.map(action, engines) if line]
+    # Servers first, then what serves or copies them (a pooler, a replica); stop in reverse.
+    waves = [[e for e in engines if not ENGINES[e].upstream], [e for e in engines if ENGINES[e].upstream]]
+    if args.action == "down":
+        waves.reverse()
+    outcomes = []
+    for wave in waves:
+        with ThreadPoolExecutor(max_workers=len(wave) or 1) as pool:
+            outcomes += [line for line in pool.map(action, wave) if line]
     for line in outcomes:
         print(line)
     return 1 if any("FAILED" in line for line in outcomes) else 0

@@ -59,7 +59,10 @@ def environment_for(engine: str, host: str, port: int) -> dict[str, str]:
 class ComposeContainer:
     """One compose service run by testcontainers on a random host port."""
 
-    def __init__(self, engine: str, timeout: float = 240.0):
+    # A pooler or replica container reaches its upstream through the host's published port.
+    UPSTREAM_VARIABLES = {"pgbouncer": ("DB_HOST", "DB_PORT"), "postgres_replica": ("PRIMARY_HOST", "PRIMARY_PORT")}
+
+    def __init__(self, engine: str, upstream_env: dict | None = None, timeout: float = 240.0):
         from testcontainers.core.container import DockerContainer
 
         service = compose_services()[engine]
@@ -75,6 +78,12 @@ class ComposeContainer:
             if isinstance(mount, str) and mount.startswith("./"):
                 source, target, *mode = mount.split(":")
                 self.container.with_volume_mapping(str(ROOT / source), target, mode[0] if mode else "rw")
+        if upstream_env and engine in self.UPSTREAM_VARIABLES:
+            host_variable, port_variable = self.UPSTREAM_VARIABLES[engine]
+            upstream = ENGINES[ENGINES[engine].upstream]
+            self.container.with_env(host_variable, "host.docker.internal")
+            self.container.with_env(port_variable, str(upstream.address(upstream_env[upstream.variable])[1]))
+            self.container.with_kwargs(extra_hosts={"host.docker.internal": "host-gateway"})
         if service.get("extra_hosts"):
             self.container.with_kwargs(extra_hosts={"host.docker.internal": "host-gateway"})
         self.container.with_exposed_ports(self.main_port)

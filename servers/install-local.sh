@@ -7,7 +7,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export EXAMPLES_CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
 mkdir -p "$EXAMPLES_CACHE"
 
-all=(postgres mysql redis prometheus dynamodb neo4j cassandra mongodb influxdb)
+all=(postgres mysql redis prometheus pgbouncer dynamodb neo4j cassandra mongodb influxdb)
 engines=("$@")
 [ ${#engines[@]} -eq 0 ] && engines=("${all[@]}")
 

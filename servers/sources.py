@@ -54,7 +54,8 @@ def how_to_get(engine: str) -> str:
     )
 
 
-def provide(engine: str, workdir_root: Path | None = None) -> Provided:
+def provide(engine: str, workdir_root: Path | None = None, upstream_env: dict | None = None) -> Provided:
+    """`upstream_env`: for an engine that serves another (a pooler, a replica), where that one is."""
     chosen = mode()
     spec = ENGINES[engine]
     if chosen in ("auto", "env") and spec.variable in os.environ:
@@ -64,19 +65,19 @@ def provide(engine: str, workdir_root: Path | None = None) -> Provided:
     if chosen == "env":
         raise Unavailable(f"{spec.variable} is not set")
     if chosen in ("auto", "docker") and containers.docker_available():
-        return _from_docker(engine)
+        return _from_docker(engine, upstream_env)
     if chosen == "docker":
         raise Unavailable("no Docker engine answers")
     launcher = server_class(engine)
     if launcher is not None and launcher.installed():
-        return _from_local(engine, launcher, workdir_root)
+        return _from_local(engine, launcher, workdir_root, upstream_env)
     raise Unavailable(f"{spec.display}: no local server installed; {how_to_get(engine)}")
 
 
-def _from_docker(engine: str) -> Provided:
+def _from_docker(engine: str, upstream_env: dict | None) -> Provided:
     import time
 
-    container = containers.ComposeContainer(engine)
+    container = containers.ComposeContainer(engine, upstream_env)
     started = time.monotonic()
     env = container.start()
     return Provided(
@@ -84,11 +85,13 @@ def _from_docker(engine: str) -> Provided:
     )
 
 
-def _from_local(engine: str, launcher, workdir_root: Path | None) -> Provided:
+def _from_local(engine: str, launcher, workdir_root: Path | None, upstream_env: dict | None) -> Provided:
     from servers.local.base import free_port
 
     workdir = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=workdir_root))
     server = launcher(free_port(), workdir)
+    if upstream_env:
+        server.upstream_env = upstream_env
     seconds = server.start_and_wait(tied_to_parent=True)
     real = not getattr(server, "stand_in", None) and "stand-in" not in server.display
     return Provided(engine, "local", server.display, server.environment(), seconds, real, server.stop)

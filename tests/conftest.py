@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 from common import console
 from common.catalog import lessons
 from common.settings import ENGINES, ROOT
+from servers.local import server_class
 from servers.sources import Provided, Unavailable, how_to_get, mode, provide
 
 ENGINE_FIXTURES = set(ENGINES)
@@ -35,10 +37,18 @@ class EnginePool:
         self.workdir = Path(tempfile.mkdtemp(prefix="examples-servers-"))
         self.executor = ThreadPoolExecutor(max_workers=len(ENGINES))
         self.futures: dict[str, Future] = {}
+        self.lock = threading.Lock()
 
     def prestart(self, engines: set[str]) -> None:
-        for engine in sorted(engines):
-            self.futures.setdefault(engine, self.executor.submit(provide, engine, self.workdir))
+        with self.lock:
+            for engine in sorted(engines):
+                if engine not in self.futures:
+                    self.futures[engine] = self.executor.submit(self._provide, engine)
+
+    def _provide(self, engine: str) -> Provided:
+        upstream = ENGINES[engine].upstream
+        upstream_env = self.get(upstream).env if upstream else None  # a replica needs its primary
+        return provide(engine, self.workdir, upstream_env)
 
     def get(self, engine: str) -> Provided:
         self.prestart({engine})
@@ -59,7 +69,9 @@ class EnginePool:
         return lines
 
     def close(self) -> None:
-        for future in self.futures.values():
+        # Dependents first: a replica or pooler stops before the server it serves.
+        ordered = sorted(self.futures.items(), key=lambda item: ENGINES[item[0]].upstream is None)
+        for _engine, future in ordered:
             with contextlib.suppress(BaseException):  # one that never started has nothing to stop
                 future.result().stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -92,11 +104,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section(f"engines (EXAMPLES_SERVERS={mode()})")
         for line in lines:
             terminalreporter.write_line(line)
-    real_only = [r for r in terminalreporter.stats.get("skipped", []) if "real MongoDB" in str(r.longrepr)]
-    if real_only:
-        terminalreporter.write_line(
-            f"{len(real_only)} test(s) need a real MongoDB and ran only where Docker is"
-        )
+    skipped = [str(report.longrepr) for report in terminalreporter.stats.get("skipped", [])]
+    for what, label in (
+        ("needs a real MongoDB", "need a real MongoDB"),
+        ("has no local server", "need an image-only engine"),
+    ):
+        count = sum(what in reason for reason in skipped)
+        if count:
+            terminalreporter.write_line(f"{count} test(s) {label}: skipped here, they run where Docker is")
 
 
 def engine(key: str) -> Provided:
@@ -104,6 +119,11 @@ def engine(key: str) -> Provided:
     try:
         return POOL.get(key)
     except Unavailable as missing:
+        if server_class(key) is None and mode() != "env":
+            # No local server can be had for it (an image-only engine): it runs where Docker is.
+            pytest.skip(
+                f"{ENGINES[key].display} has no local server; runs with Docker or {ENGINES[key].variable}"
+            )
         if mode() == "auto":
             pytest.skip(f"{ENGINES[key].display} not available: {how_to_get(key)}")
         pytest.fail(f"{ENGINES[key].display} not available with EXAMPLES_SERVERS={mode()}: {missing}")

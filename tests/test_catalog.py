@@ -55,10 +55,17 @@ def test_lesson_imports_without_a_server(lesson):
     assert callable(module.run) and callable(module.main)
 
 
-@pytest.mark.parametrize("lesson", [lesson for lesson in LESSONS if lesson.requires], ids=lambda lesson: lesson.relative)
+@pytest.mark.parametrize(
+    "lesson", [lesson for lesson in LESSONS if lesson.requires], ids=lambda lesson: lesson.relative
+)
 def test_lesson_without_its_server_prints_one_line(lesson, unreachable_env):
     finished = subprocess.run(
-        [sys.executable, lesson.relative], cwd=ROOT, env=unreachable_env, capture_output=True, text=True, timeout=30
+        [sys.executable, lesson.relative],
+        cwd=ROOT,
+        env=unreachable_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert finished.returncode == 2
     lines = finished.stderr.strip().splitlines()
@@ -79,3 +86,42 @@ def unreachable_env():
         scheme = spec.default.split("://")[0] + "://" if "://" in spec.default else ""
         env[spec.variable] = f"{scheme}127.0.0.1:{port}"
     return env
+
+
+QUERY_METHODS = {"execute", "executemany", "copy", "query", "execute_query", "run", "command", "prepare"}
+
+
+def _formatted(node: ast.expr) -> bool:
+    """An f-string, `%` formatting or `.format()` call: query text built from values."""
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(part, ast.FormattedValue) for part in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):  # psycopg.sql objects may be added
+        return any(isinstance(side, (ast.Constant, ast.JoinedStr)) for side in (node.left, node.right))
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and (isinstance(node.func.value, ast.Constant))
+    )
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=IDS)
+def test_no_query_is_built_by_string_formatting(lesson):
+    """Values are bound; identifiers go through psycopg.sql. Only a function named as vulnerable may format."""
+    tree = ast.parse(lesson.path.read_text())
+    offenders = []
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef) or "vulnerable" in function.name:
+            continue
+        for call in ast.walk(function):
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr in QUERY_METHODS
+                and call.args
+                and _formatted(call.args[0])
+            ):
+                offenders.append(f"line {call.lineno}: {ast.unparse(call)[:80]}")
+    assert not offenders, offenders

@@ -19,6 +19,33 @@ def postgres_roundtrip(env):
         return conn.execute("SELECT value FROM probe").fetchone()[0]
 
 
+def postgres_replica_roundtrip(env):
+    """Written on the primary, read back from the replica once it has replayed the WAL."""
+    import psycopg
+
+    with psycopg.connect(engine("postgres").url, autocommit=True) as primary:
+        primary.execute("CREATE TABLE IF NOT EXISTS replica_probe (value text)")
+        primary.execute("INSERT INTO replica_probe VALUES (%s)", (TOKEN,))
+    deadline = time.monotonic() + 30
+    with psycopg.connect(env["POSTGRES_REPLICA_URL"], autocommit=True) as replica:
+        while time.monotonic() < deadline:
+            try:
+                found = replica.execute("SELECT value FROM replica_probe WHERE value = %s", (TOKEN,)).fetchone()
+            except psycopg.errors.UndefinedTable:  # the CREATE TABLE has not been replayed yet
+                found = None
+            if found:
+                return found[0]
+            time.sleep(0.1)
+    return None
+
+
+def pgbouncer_roundtrip(env):
+    import psycopg
+
+    with psycopg.connect(env["PGBOUNCER_URL"], prepare_threshold=None) as conn:
+        return conn.execute("SELECT %s::text", (TOKEN,)).fetchone()[0]
+
+
 def mysql_roundtrip(env):
     import pymysql
 
@@ -85,11 +112,12 @@ def influxdb_roundtrip(env):
     with InfluxDBClient(url=env["INFLUX_URL"], token=env["INFLUX_TOKEN"], org=env["INFLUX_ORG"]) as client:
         point = Point("probe").tag("token", TOKEN).field("value", 1.0)
         client.write_api(write_options=SYNCHRONOUS).write(bucket=env["INFLUX_BUCKET"], record=point)
-        query = (
-            'from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => r._measurement == "probe" and r.token == t)'
-        )
-        tables = client.query_api().query(query, params={"b": env["INFLUX_BUCKET"], "t": TOKEN})
-        return tables[0].records[0].values["token"]
+        # InfluxDB OSS has no query parameters (a Cloud feature): the bucket is configuration,
+        # and the token we look for is compared in Python rather than written into the query.
+        query = 'from(bucket: "%s") |> range(start: -1h) |> filter(fn: (r) => r._measurement == "probe")'
+        tables = client.query_api().query(query % env["INFLUX_BUCKET"].replace('"', ""))
+        tokens = {record.values["token"] for table in tables for record in table.records}
+        return TOKEN if TOKEN in tokens else None
 
 
 def prometheus_roundtrip(env):

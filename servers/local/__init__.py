@@ -8,6 +8,8 @@ from servers.local.base import LocalServer
 
 MODULES = {
     "postgres": "PostgresServer",
+    "postgres_replica": "PostgresReplicaServer",
+    "pgbouncer": "PgBouncerServer",
     "mysql": "MySQLServer",
     "redis": "RedisServer",
     "mongodb": "MongoServer",

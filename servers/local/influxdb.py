@@ -48,6 +48,7 @@ class InfluxServer(LocalServer):
     engine = "influxdb"
     display = "InfluxDB (local: 1.8.10 with Flux)"
     compose_port = 8086
+    start_timeout = 60.0  # Flux type-checks its standard library at start: about 5 s of CPU
 
     # How influxdb-client must address this server (2.x clients accept these values as they are).
     bucket = f"{DATABASE}/autogen"  # "database/retention-policy": a database plays the bucket
@@ -85,6 +86,9 @@ class InfluxServer(LocalServer):
     def ready(self) -> bool:
         with urllib.request.urlopen(f"{self.url()}/ping", timeout=2) as response:
             return response.status == 204
+
+    def settings(self) -> dict[str, str]:
+        return {"INFLUX_TOKEN": self.token, "INFLUX_ORG": self.org, "INFLUX_BUCKET": self.bucket}
 
     def after_ready(self) -> None:
         """Create the database: until it exists, every write to bucket examples/autogen gets a 404."""

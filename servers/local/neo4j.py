@@ -89,7 +89,8 @@ class Neo4jServer(LocalServer):
         classpath = (HOME / "classpath").read_text().strip()
         archive = HOME / "launcher.jsa"
         cds = [f"-XX:SharedArchiveFile={archive}", "-Xshare:auto"] if archive.is_file() else []
-        launch = ["Neo4jLauncher", str(self.workdir), str(self.config_dir)]
+        # The process runs inside the workdir: pass absolute paths, whatever the caller gave.
+        launch = ["Neo4jLauncher", str(self.workdir.resolve()), str(self.config_dir.resolve())]
         return [str(HOME / "java"), *JVM_FLAGS, *cds, "-cp", classpath, *launch]
 
     def env(self) -> dict[str, str]:
@@ -105,6 +106,7 @@ class Neo4jServer(LocalServer):
         from neo4j import GraphDatabase  # imported late: only needed once a server runs
 
         auth = (self.user, self.password)
-        with GraphDatabase.driver(self.url(), auth=auth, connection_timeout=2) as driver:
+        timeouts = {"connection_timeout": 2, "connection_acquisition_timeout": 3}
+        with GraphDatabase.driver(self.url(), auth=auth, **timeouts) as driver:
             with driver.session(database="neo4j") as session:  # no retries, unlike execute_query
                 return session.run("RETURN 1 AS one").single()["one"] == 1

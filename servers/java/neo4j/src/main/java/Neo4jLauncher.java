@@ -53,9 +53,7 @@ public final class Neo4jLauncher {
             setInitialPassword(home, configDir, password);
         }
         long started = System.nanoTime();
-        DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
-                .loadPropertiesFromFile(configDir.resolve("neo4j.conf"))
-                .build();
+        DatabaseManagementService dbms = start(home, configDir);
         System.out.printf("neo4j: started in %d ms%n", (System.nanoTime() - started) / 1_000_000);
         if (warmup) {
             runQueries(dbms.database("neo4j"));
@@ -69,6 +67,20 @@ public final class Neo4jLauncher {
             stopped.countDown();
         }, "neo4j-shutdown"));
         stopped.await();
+    }
+
+    /** Starts the DBMS, or exits: a failed start leaves threads behind that keep a JVM alive. */
+    private static DatabaseManagementService start(Path home, Path configDir) {
+        try {
+            return new DatabaseManagementServiceBuilder(home)
+                    .loadPropertiesFromFile(configDir.resolve("neo4j.conf"))
+                    .build();
+        } catch (RuntimeException error) {
+            error.printStackTrace();
+            System.out.flush();
+            Runtime.getRuntime().halt(1);
+            throw error;
+        }
     }
 
     private static void setInitialPassword(Path home, Path configDir, String password) {
