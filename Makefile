@@ -52,6 +52,9 @@ run-all: install ## Run every lesson against running servers
 test: install ## Run the whole suite (servers from env, Docker, or local binaries; see README)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench: install ## Performance lessons at full size: a table, benchmarks/results.json and ratios.png
+	$(PY) -m common.bench
+
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -69,4 +72,4 @@ compose-check: install ## Validate docker-compose.yml without a Docker engine
 clean: local-down ## Stop local servers and remove local state
 	rm -rf .local
 
-.PHONY: help install up down local-install local-up local-down demo run run-all test lint format catalog compose-check clean
+.PHONY: help install up down local-install local-up local-down demo run run-all test bench lint format catalog compose-check clean

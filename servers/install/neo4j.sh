@@ -9,12 +9,6 @@ DEST="$CACHE/neo4j"
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../java/neo4j" && pwd)"
 LAUNCHER="$SRC/src/main/java/Neo4jLauncher.java"
 
-stamp="$(cat "$SRC/pom.xml" "$LAUNCHER" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
-if [[ -f "$DEST/classpath" && "$(cat "$DEST/stamp" 2>/dev/null)" == "$stamp" ]]; then
-    echo "neo4j: already installed in $DEST"
-    exit 0
-fi
-
 find_jdk17() {
     local dir
     for dir in /usr/lib/jvm/java-17-openjdk-*; do
@@ -25,6 +19,21 @@ find_jdk17() {
     done
     return 1
 }
+
+# What the install is made from: the sources here and the JDK (its archive fits one JDK build).
+stamp() {
+    local jdk
+    jdk="$(find_jdk17 || true)"
+    {
+        cat "$SRC/pom.xml" "$LAUNCHER" "${BASH_SOURCE[0]}"
+        if [[ -n "$jdk" ]]; then cat "$jdk/release"; fi
+    } | sha256sum | cut -c1-16
+}
+
+if [[ -f "$DEST/classpath" && "$(cat "$DEST/stamp" 2>/dev/null)" == "$(stamp)" ]]; then
+    echo "neo4j: already installed in $DEST"
+    exit 0
+fi
 
 if ! JDK="$(find_jdk17)" || ! command -v mvn >/dev/null; then
     echo "neo4j: installing Java 17 and Maven (apt)"
@@ -45,7 +54,7 @@ if ! mvn -q -B -Dstyle.color=never -f "$SRC/pom.xml" -Dmaven.repo.local="$DEST/m
     cat "$DEST/maven.log" >&2
     exit 1
 fi
-rm -rf "$DEST/lib"
+rm -rf "${DEST:?}/lib"
 mv "$DEST/lib.new" "$DEST/lib"
 
 echo "neo4j: compiling the launcher"
@@ -79,5 +88,5 @@ fi
 rm -rf "$warm"
 
 echo "$classpath" >"$DEST/classpath"
-echo "$stamp" >"$DEST/stamp"
+stamp >"$DEST/stamp"
 echo "neo4j: installed Neo4j $(sed -n 's:.*<neo4j.version>\(.*\)</neo4j.version>.*:\1:p' "$SRC/pom.xml") in $DEST"
