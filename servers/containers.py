@@ -60,7 +60,10 @@ class ComposeContainer:
     """One compose service run by testcontainers on a random host port."""
 
     # A pooler or replica container reaches its upstream through the host's published port.
-    UPSTREAM_VARIABLES = {"pgbouncer": ("DB_HOST", "DB_PORT"), "postgres_replica": ("PRIMARY_HOST", "PRIMARY_PORT")}
+    UPSTREAM_VARIABLES = {
+        "pgbouncer": ("DB_HOST", "DB_PORT"),
+        "postgres_replica": ("PRIMARY_HOST", "PRIMARY_PORT"),
+    }
 
     def __init__(self, engine: str, upstream_env: dict | None = None, timeout: float = 240.0):
         from testcontainers.core.container import DockerContainer

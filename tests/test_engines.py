@@ -30,7 +30,9 @@ def postgres_replica_roundtrip(env):
     with psycopg.connect(env["POSTGRES_REPLICA_URL"], autocommit=True) as replica:
         while time.monotonic() < deadline:
             try:
-                found = replica.execute("SELECT value FROM replica_probe WHERE value = %s", (TOKEN,)).fetchone()
+                found = replica.execute(
+                    "SELECT value FROM replica_probe WHERE value = %s", (TOKEN,)
+                ).fetchone()
             except psycopg.errors.UndefinedTable:  # the CREATE TABLE has not been replayed yet
                 found = None
             if found:
@@ -83,7 +85,9 @@ def neo4j_roundtrip(env):
     auth = (env["NEO4J_USER"], env["NEO4J_PASSWORD"])
     with neo4j.GraphDatabase.driver(env["NEO4J_URL"], auth=auth) as driver:
         driver.execute_query("CREATE (:Probe {value: $value})", value=TOKEN)
-        records, _, _ = driver.execute_query("MATCH (p:Probe {value: $value}) RETURN p.value AS v", value=TOKEN)
+        records, _, _ = driver.execute_query(
+            "MATCH (p:Probe {value: $value}) RETURN p.value AS v", value=TOKEN
+        )
         driver.execute_query("MATCH (p:Probe {value: $value}) DELETE p", value=TOKEN)
         return records[0]["v"]
 
@@ -100,7 +104,11 @@ def cassandra_roundtrip(env):
         )
         session.execute("CREATE TABLE IF NOT EXISTS probe.values (id text PRIMARY KEY, value text)")
         session.execute(session.prepare("INSERT INTO probe.values (id, value) VALUES (?, ?)"), (TOKEN, TOKEN))
-        return session.execute(session.prepare("SELECT value FROM probe.values WHERE id = ?"), (TOKEN,)).one().value
+        return (
+            session.execute(session.prepare("SELECT value FROM probe.values WHERE id = ?"), (TOKEN,))
+            .one()
+            .value
+        )
     finally:
         cluster.shutdown()
 
@@ -125,7 +133,9 @@ def prometheus_roundtrip(env):
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # its own first scrape lands a few seconds after start
-        answer = requests.get(env["PROMETHEUS_URL"] + "/api/v1/query", params={"query": 'up{job="prometheus"}'}).json()
+        answer = requests.get(
+            env["PROMETHEUS_URL"] + "/api/v1/query", params={"query": 'up{job="prometheus"}'}
+        ).json()
         if answer["data"]["result"]:
             return TOKEN if answer["data"]["result"][0]["value"][1] == "1" else None
         time.sleep(0.5)
@@ -156,7 +166,9 @@ def dynamodb_roundtrip(env):
     return found
 
 
-ROUNDTRIPS = {name.removesuffix("_roundtrip"): fn for name, fn in dict(globals()).items() if name.endswith("_roundtrip")}
+ROUNDTRIPS = {
+    name.removesuffix("_roundtrip"): fn for name, fn in dict(globals()).items() if name.endswith("_roundtrip")
+}
 
 
 @pytest.mark.parametrize(

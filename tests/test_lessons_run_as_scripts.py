@@ -14,7 +14,10 @@ LESSONS = lessons()
 
 @pytest.mark.parametrize(
     "lesson",
-    [pytest.param(lesson, marks=pytest.mark.engines(*lesson.requires), id=lesson.relative) for lesson in LESSONS],
+    [
+        pytest.param(lesson, marks=pytest.mark.engines(*lesson.requires), id=lesson.relative)
+        for lesson in LESSONS
+    ],
 )
 def test_lesson_runs_twice_as_a_script(lesson):
     env = {}
@@ -25,5 +28,7 @@ def test_lesson_runs_twice_as_a_script(lesson):
         env.update(served.env)
     for attempt in ("first", "second"):
         finished = run_script(lesson.relative, env)
-        assert finished.returncode == 0, f"{attempt} run failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
+        assert finished.returncode == 0, (
+            f"{attempt} run failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
+        )
         assert finished.stdout.strip(), "a lesson prints its narrative"
