@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,16 +32,17 @@ def _print(*things, **options) -> None:
 
 def title(text: str) -> None:
     _state["step"] = 0
-    _print(f"\n[bold]{text}[/bold]")
+    _print(f"\n[bold]{escape(text)}[/bold]")
 
 
 def step(text: str) -> None:
     _state["step"] += 1
-    _print(f"\n[bold cyan]{_state['step']}.[/bold cyan] [bold]{text}[/bold]")
+    _print(f"\n[bold cyan]{_state['step']}.[/bold cyan] [bold]{escape(text)}[/bold]")
 
 
 def say(text: str) -> None:
-    _print(f"   {text}")
+    """A line of narrative. Printed as is: data in [brackets] is not taken for rich markup."""
+    _print(f"   {text}", markup=False)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], caption: str | None = None) -> None:
@@ -48,7 +50,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], caption: str
     for header in headers:
         grid.add_column(header)
     for row in rows:
-        grid.add_row(*(_cell(value) for value in row))
+        grid.add_row(*(escape(_cell(value)) for value in row))
     _print(grid)
 
 
@@ -64,7 +66,8 @@ def plan(text: str, max_lines: int = 12) -> None:
 def compare(slow_label: str, slow_s: float, fast_label: str, fast_s: float) -> float:
     """Print `fast 0.41 s vs slow 9.8 s: 24x` and return the ratio slow/fast."""
     ratio = slow_s / fast_s if fast_s > 0 else float("inf")
-    say(f"{fast_label} {seconds(fast_s)} vs {slow_label} {seconds(slow_s)}: [bold]{ratio:.1f}x[/bold]")
+    line = f"{fast_label} {seconds(fast_s)} vs {slow_label} {seconds(slow_s)}: "
+    _print(f"   {escape(line)}[bold]{ratio:.1f}x[/bold]")
     return ratio
 
 

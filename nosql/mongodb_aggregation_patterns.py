@@ -9,8 +9,9 @@ both sides are measured, and the stored totals are checked against a fresh $grou
 report materialized into a collection with $merge; late orders arrive, re-running the $merge for
 their month updates that report document in place, and the report equals a recomputation.
 
-Engine: MongoDB (MONGO_URL), database `mongodb_aggregation_patterns`. Everything here runs on the
-local stand-in too; its non-unique indexes are not built, so its read timings come from scans.
+Engine: MongoDB (MONGO_URL), database `mongodb_aggregation_patterns`. Nothing here needs a real
+MongoDB: the local stand-in runs all of it, though it does not build non-unique indexes, so its
+read timings come from collection scans.
 Run: `make up SERVICES=mongodb` (or `make local-up`), then `python nosql/mongodb_aggregation_patterns.py`.
 Look for: the stored totals "equal to a fresh $group: True", the read of 10 stored customers beating
 the $group over every order, and "report documents: 12 before, 12 after" with only March changed.
@@ -348,6 +349,8 @@ def run(client: pymongo.MongoClient) -> AggregationResult:
     show_pipeline(REVENUE_BY_MONTH)
     by_month = revenue_by_month(db)
     console.table(["month", "orders", "revenue"], [(m, n, money(cents)) for m, n, cents in by_month])
+    last = data.orders[-1]["ordered_at"]
+    console.say(f"The first {N_ORDERS:,} orders run to {last:%d %B}; the rest of the year arrives in step 5.")
     console.say(
         "$match first: later stages see only the orders that count, and at the start it can use an index."
     )

@@ -15,8 +15,8 @@ index sizes need a real MongoDB; the lesson checks at run time (`list_collection
 `timeseries`, an index with a size) and says what it found: the local stand-in creates the
 time-series collection as a plain one and does not build non-unique indexes.
 Run: `make up SERVICES=mongodb` (or `make local-up`), then `python nosql/mongodb_bucket_pattern.py`.
-Look for: the bucket count (one per sensor-hour, three for the hour of the burst), the data and
-index sizes per reading falling with buckets, and the same range answer from all three.
+Look for: the bucket count (one per sensor-hour, three for the hour of the burst), the data per
+reading and the index size falling with buckets, and the same range answer from all three.
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ def write_all(db: Database, readings: list[dict]) -> dict[str, float]:
 
 def storage(db: Database, name: str, write_seconds: float) -> Storage:
     stats = db.command("collStats", name)
-    documents = stats.get("timeseries", {}).get("bucketCount", stats.get("count"))
+    # A time-series collection reports its internal bucket documents, and no count.
+    documents = stats.get("timeseries", {}).get("bucketCount", stats.get("count", 0))
     measurements = db[name].count_documents({})
     if name == BUCKETS:
         measurements = sum(d["count"] for d in db[name].find({}, {"count": 1}))
@@ -165,7 +166,7 @@ def storage(db: Database, name: str, write_seconds: float) -> Storage:
         collection=name,
         measurements=measurements,
         documents=int(documents),
-        data_bytes=int(stats["size"]),
+        data_bytes=int(stats.get("size", 0)),
         index_bytes=int(stats.get("totalIndexSize", 0)),
         write_seconds=write_seconds,
     )
@@ -264,14 +265,14 @@ def run(client: pymongo.MongoClient) -> BucketResult:
     console.step(f"A range query: {RANGE_SENSOR} from {RANGE_FROM:%H:%M} to {RANGE_TO:%H:%M}")
     reads = range_reads(db)
     console.table(
-        ["collection", "documents", "bytes", "readings", "min to max", "mean", "time"],
+        ["collection", "documents", "bytes", "readings", "min-max", "mean", "time"],
         [
             (
                 r.collection,
                 r.documents,
                 console.size(r.bytes),
                 r.answer[0],
-                f"{r.answer[1]:.2f} to {r.answer[2]:.2f}",
+                f"{r.answer[1]:.2f}-{r.answer[2]:.2f}",
                 f"{r.answer[3]:.3f}",
                 console.seconds(r.seconds),
             )

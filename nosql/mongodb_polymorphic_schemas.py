@@ -1,4 +1,4 @@
-"""Polymorphic documents in MongoDB: several kinds in one collection, partial indexes, validation, schema versions
+"""Polymorphic documents in MongoDB: several kinds in one collection, indexed, validated and versioned per kind
 
 One collection can hold documents of different shapes when they share a purpose: here a shop's
 books, films and games, told apart by a `kind` field, sharing name and price, each with fields of

@@ -11,10 +11,14 @@ Cassandra: synchronous prepared inserts one after another against execute_concur
 64 requests in flight. Redis: one HSET per round trip against a pipeline of 1,000 commands per round
 trip, with the calls the server counted (INFO commandstats). Every load is checked by counting rows.
 
+Batching saves round trips and per-statement work, not the server's own work on each row. The local
+MongoDB stand-in (mongo-java-server) spends milliseconds on every document, so there insert_many
+gains far less than against a real MongoDB; likewise a Cassandra node short of CPU gains less from
+concurrency than one with cores to spare.
+
 Engine: PostgreSQL (POSTGRES_URL) schema `bulk_loading`, MongoDB (MONGO_URL) database `bulk_loading`,
 Cassandra (CASSANDRA_HOSTS) keyspace `bulk_loading`, Redis (REDIS_URL) keys under `bulk_loading:`.
-Run: `make up SERVICES="postgres mongodb cassandra redis"` (or `make local-up`), then
-`python performance/bulk_loading.py`.
+Run: `make up SERVICES="postgres mongodb cassandra redis"` (or `make local-up`), then `python performance/bulk_loading.py`.
 Look for: the statements column (one per row, one per 1,000 rows, one COPY) beside rows/s, the
 insert commands (one per document against one per maxWriteBatchSize), the requests in flight, the
 Redis round trips against the HSET calls, and the speed-up printed for each store.
@@ -54,8 +58,8 @@ SEED = 42
 # naive ways cost up to a few milliseconds per row against the local MongoDB stand-in and Cassandra
 # node, so those stores get fewer rows. Within a store every method loads the same rows: each
 # comparison is like with like.
-FULL_ROWS = {"postgres": 50_000, "mongodb": 2_000, "cassandra": 5_000, "redis": 10_000}
-MIN_ROWS = 1_000
+FULL_ROWS = {"postgres": 50_000, "mongodb": 1_500, "cassandra": 4_000, "redis": 10_000}
+MIN_ROWS = 500
 ROWS_PER_STATEMENT = 1_000  # multi-row VALUES: 3,000 parameters, far under PostgreSQL's 65,535
 COMMANDS_PER_PIPELINE = 1_000
 CONCURRENCY = 64  # Cassandra requests kept in flight
@@ -508,8 +512,16 @@ def load_redis(client: redis.Redis, rows: list) -> list[RedisLoad]:
 # The lesson
 
 
-def show_postgres(loads: list[PostgresLoad]) -> None:
-    slowest = loads[0].seconds
+def compare(name: str, baseline: str, optimized: str, baseline_s: float, optimized_s: float) -> Comparison:
+    console.compare(baseline, baseline_s, optimized, optimized_s)
+    return Comparison(name, baseline, optimized, baseline_s, optimized_s)
+
+
+def postgres_step(conn: psycopg.Connection, rows: list) -> tuple[list[PostgresLoad], Comparison]:
+    console.step(f"PostgreSQL: {len(rows):,} rows four ways, each in one transaction")
+    console.say("Every statement costs a round trip, a parse and an executor start; COPY is one statement.")
+    loads = load_postgres(conn, rows)
+    row_by_row, executemany, _, copy = loads
 
     def statements(load: PostgresLoad) -> object:
         return (
@@ -527,109 +539,96 @@ def show_postgres(loads: list[PostgresLoad]) -> None:
                 load.rows_loaded,
                 load.seconds,
                 round(rate(load.rows_loaded, load.seconds)),
-                f"{slowest / load.seconds:.1f}x",
+                f"{row_by_row.seconds / load.seconds:.1f}x",
             )
             for load in loads
         ],
     )
-
-
-def compare(comparison: Comparison) -> Comparison:
-    console.compare(comparison.baseline, comparison.baseline_s, comparison.optimized, comparison.optimized_s)
-    return comparison
-
-
-def run(
-    pg: psycopg.Connection,
-    mongo: MongoClient,
-    mongo_inserts: InsertCommands,
-    cassandra: Session,
-    redis_client: redis.Redis,
-    scale: float = 1.0,
-) -> BulkLoadingResult:
-    """Load each store both ways. `mongo` must have `mongo_inserts` among its event_listeners."""
-    console.title("Bulk loading: PostgreSQL, MongoDB, Cassandra and Redis")
-
-    console.step("Generate the rows: (id, name, price_cents) from one seed")
-    sizes = {store: rows_for(store, scale) for store in FULL_ROWS}
-    rows = generate_rows(max(sizes.values()))
-    console.table(["store", "rows loaded by each method"], sizes.items())
-    console.say("Every method of a store loads the same rows, so each comparison is like with like.")
-
-    console.step(f"PostgreSQL: {sizes['postgres']:,} rows four ways, each in one transaction")
-    console.say("Every statement costs a round trip, a parse and an executor start; COPY is one statement.")
-    pg_loads = load_postgres(pg, rows[: sizes["postgres"]])
-    show_postgres(pg_loads)
     console.say(
         f"Fewer statements is not all of it: each multi-row statement carries {3 * ROWS_PER_STATEMENT:,} parameters"
         " that the client converts and binds on every execute; COPY streams the rows as they are."
     )
-    row_by_row, executemany, _, copy = pg_loads
-    pg_comparison = compare(
-        Comparison(
-            f"load {sizes['postgres']:,} rows into PostgreSQL",
-            "row-by-row INSERT (one transaction)",
-            "COPY",
-            row_by_row.seconds,
-            copy.seconds,
-        )
+    comparison = compare(
+        f"load {len(rows):,} rows into PostgreSQL",
+        "row-by-row INSERT (one transaction)",
+        "COPY",
+        row_by_row.seconds,
+        copy.seconds,
     )
     console.compare(executemany.method, executemany.seconds, copy.method, copy.seconds)
+    return loads, comparison
 
-    console.step(f"MongoDB: {sizes['mongodb']:,} documents, insert_one each against insert_many")
-    batch_limit = max_write_batch_size(mongo)
-    console.say(
-        f"This server takes at most {batch_limit:,} documents per insert command (maxWriteBatchSize)."
-    )
-    mongo_loads = load_mongodb(mongo, mongo_inserts, rows[: sizes["mongodb"]])
+
+def mongodb_step(
+    client: MongoClient, inserts: InsertCommands, rows: list
+) -> tuple[list[MongoLoad], int, Comparison]:
+    console.step(f"MongoDB: {len(rows):,} documents, insert_one each against insert_many")
+    limit = max_write_batch_size(client)
+    console.say(f"This server takes at most {limit:,} documents per insert command (maxWriteBatchSize).")
+    console.say("insert_many saves the round trips, not the server's own work on each document.")
+    loads = load_mongodb(client, inserts, rows)
     console.table(
         ["method", "insert commands", "largest command", "documents loaded", "seconds", "documents/s"],
         [
-            (m.method, m.insert_commands, m.largest_command, m.documents_loaded, m.seconds,
-             round(rate(m.documents_loaded, m.seconds)))
-            for m in mongo_loads
+            (
+                m.method,
+                m.insert_commands,
+                m.largest_command,
+                m.documents_loaded,
+                m.seconds,
+                round(rate(m.documents_loaded, m.seconds)),
+            )
+            for m in loads
         ],
-    )  # fmt: skip
-    mongo_comparison = compare(
-        Comparison(
-            f"load {sizes['mongodb']:,} documents into MongoDB",
-            "insert_one per document",
-            "insert_many(ordered=False)",
-            mongo_loads[0].seconds,
-            mongo_loads[1].seconds,
-        )
     )
+    one_by_one, many = loads
+    comparison = compare(
+        f"load {len(rows):,} documents into MongoDB",
+        "insert_one per document",
+        "insert_many(ordered=False)",
+        one_by_one.seconds,
+        many.seconds,
+    )
+    return loads, limit, comparison
 
-    console.step(
-        f"Cassandra: {sizes['cassandra']:,} prepared inserts, one at a time against {CONCURRENCY} in flight"
-    )
+
+def cassandra_step(session: Session, rows: list) -> tuple[list[CassandraLoad], Comparison]:
+    console.step(f"Cassandra: {len(rows):,} prepared inserts, one at a time against {CONCURRENCY} in flight")
     console.say(
         "The same requests either way; the concurrent load sends the next before the last is answered."
     )
-    cassandra_loads = load_cassandra(cassandra, rows[: sizes["cassandra"]])
+    loads = load_cassandra(session, rows)
     console.table(
         ["method", "requests sent", "most in flight", "rows loaded", "seconds", "rows/s"],
         [
-            (c.method, c.requests_sent, c.most_in_flight, c.rows_loaded, c.seconds,
-             round(rate(c.rows_loaded, c.seconds)))
-            for c in cassandra_loads
+            (
+                c.method,
+                c.requests_sent,
+                c.most_in_flight,
+                c.rows_loaded,
+                c.seconds,
+                round(rate(c.rows_loaded, c.seconds)),
+            )
+            for c in loads
         ],
-    )  # fmt: skip
-    cassandra_comparison = compare(
-        Comparison(
-            f"load {sizes['cassandra']:,} rows into Cassandra",
-            "synchronous execute() per row",
-            f"execute_concurrent_with_args, {CONCURRENCY} in flight",
-            cassandra_loads[0].seconds,
-            cassandra_loads[1].seconds,
-        )
     )
+    sequential, concurrent = loads
+    comparison = compare(
+        f"load {len(rows):,} rows into Cassandra",
+        "synchronous execute() per row",
+        f"execute_concurrent_with_args, {CONCURRENCY} in flight",
+        sequential.seconds,
+        concurrent.seconds,
+    )
+    return loads, comparison
 
-    console.step(f"Redis: {sizes['redis']:,} HSETs, a round trip each against a pipeline")
+
+def redis_step(client: redis.Redis, rows: list) -> tuple[list[RedisLoad], Comparison]:
+    console.step(f"Redis: {len(rows):,} HSETs, a round trip each against a pipeline")
     console.say(
         "The server runs the same commands either way; the pipeline stops the client waiting for each."
     )
-    redis_loads = load_redis(redis_client, rows[: sizes["redis"]])
+    loads = load_redis(client, rows)
     console.table(
         ["method", "HSET calls (server)", "round trips", "keys loaded", "seconds", "keys/s"],
         [
@@ -641,18 +640,42 @@ def run(
                 r.seconds,
                 round(rate(r.keys_loaded, r.seconds)),
             )
-            for r in redis_loads
+            for r in loads
         ],
     )
-    redis_comparison = compare(
-        Comparison(
-            f"load {sizes['redis']:,} hashes into Redis",
-            "a round trip per HSET",
-            f"pipeline, {COMMANDS_PER_PIPELINE:,} commands per round trip",
-            redis_loads[0].seconds,
-            redis_loads[1].seconds,
-        )
+    one_each, pipeline = loads
+    comparison = compare(
+        f"load {len(rows):,} hashes into Redis",
+        "a round trip per HSET",
+        f"pipeline, {COMMANDS_PER_PIPELINE:,} commands per round trip",
+        one_each.seconds,
+        pipeline.seconds,
     )
+    return loads, comparison
+
+
+def run(
+    pg: psycopg.Connection,
+    mongo: MongoClient,
+    mongo_inserts: InsertCommands,
+    cassandra: Session,
+    redis_client: redis.Redis,
+    scale: float = 1.0,
+) -> BulkLoadingResult:
+    """Load each store the naive way and the batched ways. `mongo` must have `mongo_inserts` among
+    its event_listeners; `pg` must not be in autocommit mode (psycopg's default)."""
+    console.title("Bulk loading: PostgreSQL, MongoDB, Cassandra and Redis")
+
+    console.step("Generate the rows: (id, name, price_cents) from one seed")
+    sizes = {store: rows_for(store, scale) for store in FULL_ROWS}
+    rows = generate_rows(max(sizes.values()))
+    console.table(["store", "rows loaded by each method"], sizes.items())
+    console.say("Every method of a store loads the same rows, so each comparison is like with like.")
+
+    pg_loads, pg_comparison = postgres_step(pg, rows[: sizes["postgres"]])
+    mongo_loads, batch_limit, mongo_comparison = mongodb_step(mongo, mongo_inserts, rows[: sizes["mongodb"]])
+    cassandra_loads, cassandra_comparison = cassandra_step(cassandra, rows[: sizes["cassandra"]])
+    redis_loads, redis_comparison = redis_step(redis_client, rows[: sizes["redis"]])
 
     comparisons = [pg_comparison, mongo_comparison, cassandra_comparison, redis_comparison]
     console.step("Summary: the naive way against the best way, per store")

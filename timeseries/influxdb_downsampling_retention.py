@@ -257,13 +257,15 @@ def write_old_point(client: InfluxDBClient, raw: str, end: datetime) -> tuple[bo
     return False, "accepted"
 
 
-def error_message(error: ApiException) -> str:
+def error_message(error: Exception) -> str:
     """The server's reason: 1.x answers {"error": ...}, 2.x {"code": ..., "message": ...}."""
     try:
-        body = json.loads(error.body)
+        body = json.loads(getattr(error, "body", None))
     except (TypeError, ValueError):
-        return str(error.reason)
-    return body.get("message") or body.get("error") or str(error.reason)
+        return str(getattr(error, "reason", None) or error)
+    if not isinstance(body, dict):
+        return str(body)
+    return body.get("message") or body.get("error") or str(error)
 
 
 def query_rows(client: InfluxDBClient, text: str) -> list[dict]:

@@ -18,6 +18,7 @@ against one request per point, the conflict reported by the error callback, and 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -344,15 +345,15 @@ def conflicting_point(reading: Reading) -> Point:
     )
 
 
-def error_message(error: ApiException) -> str:
+def error_message(error: Exception) -> str:
     """The server's reason: 1.x answers {"error": ...}, 2.x {"code": ..., "message": ...}."""
-    import json
-
     try:
-        body = json.loads(error.body)
+        body = json.loads(getattr(error, "body", None))
     except (TypeError, ValueError):
-        return str(error.reason)
-    return body.get("message") or body.get("error") or str(error.reason)
+        return str(getattr(error, "reason", None) or error)
+    if not isinstance(body, dict):
+        return str(body)
+    return body.get("message") or body.get("error") or str(error)
 
 
 def query_rows(client: InfluxDBClient, text: str) -> list[dict]:

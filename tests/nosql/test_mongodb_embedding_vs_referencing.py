@@ -47,9 +47,9 @@ def test_the_customer_page_is_one_round_trip_embedded_or_with_lookup(result):
     page = ways(result, "customer page")
     assert page["embedded, whole document"].round_trips == 1
     assert page["embedded, $slice"].round_trips == 1
-    assert page["referenced, per collection"].round_trips == 3
+    assert page["referenced, find each"].round_trips == 3
     assert page["referenced, $lookup"].round_trips == 1
-    assert page["referenced, per collection"].documents > page["referenced, $lookup"].documents == 1
+    assert page["referenced, find each"].documents > page["referenced, $lookup"].documents == 1
     assert page["embedded, $slice"].bytes < page["embedded, whole document"].bytes
 
 
