@@ -185,6 +185,14 @@ def dynamodb_url() -> str:
     return ENGINES["dynamodb"].url
 
 
+def scale() -> float:
+    """EXAMPLES_SCALE: the data size of the performance lessons, 1.0 being full size.
+
+    `make bench` and a plain run use full size; the smoke test runs the scripts at 0.1.
+    """
+    return float(os.environ.get("EXAMPLES_SCALE", "1.0"))
+
+
 def scratch_dir(name: str) -> Path:
     """A git-ignored folder of a lesson's own, for files such as a SQLite database."""
     path = Path(os.environ.get("EXAMPLES_SCRATCH", ROOT / ".local" / "scratch")) / name

@@ -47,6 +47,7 @@ from common.settings import (
     postgres_url,
     redis_url,
     require,
+    scale,
 )
 from common.timing import Comparison, timer
 
@@ -707,7 +708,7 @@ def main() -> int:
             ) as mongo,
             redis.Redis.from_url(redis_url(), socket_connect_timeout=CONNECT_TIMEOUT_S) as redis_client,
         ):
-            result = run(pg, mongo, inserts, cluster.connect(), redis_client)
+            result = run(pg, mongo, inserts, cluster.connect(), redis_client, scale=scale())
     finally:
         cluster.shutdown()
     # The timings are for reading and for `make bench`; the exit code says every load was complete.

@@ -34,7 +34,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from common import console
-from common.settings import CONNECT_TIMEOUT_S, postgres_url, redis_url, require
+from common.settings import CONNECT_TIMEOUT_S, postgres_url, redis_url, require, scale
 from common.timing import Comparison, timer
 
 REQUIRES = ("postgres", "redis")
@@ -764,7 +764,7 @@ def main() -> int:
         redis.Redis.from_url(redis_url(), socket_connect_timeout=CONNECT_TIMEOUT_S) as cache,
     ):
         pool.wait()
-        result = run(pool, cache)
+        result = run(pool, cache, scale=scale())
     return 0 if result.stampede.loads_with_lock == 1 and result.zipf.same_answers else 1
 
 

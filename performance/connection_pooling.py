@@ -35,7 +35,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from common import console
-from common.settings import CONNECT_TIMEOUT_S, pgbouncer_url, postgres_url, require
+from common.settings import CONNECT_TIMEOUT_S, pgbouncer_url, postgres_url, require, scale
 from common.timing import Comparison, timer
 
 REQUIRES = ("postgres", "pgbouncer")
@@ -500,7 +500,7 @@ def run(
 def main() -> int:
     require(*REQUIRES)
     with psycopg.connect(postgres_url(), connect_timeout=CONNECT_TIMEOUT_S, application_name=APP) as conn:
-        result = run(conn, postgres_url(), pgbouncer_url())
+        result = run(conn, postgres_url(), pgbouncer_url(), scale=scale())
     return 0 if result.bouncer_flood.served == result.bouncer_flood.clients else 1
 
 

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from common import console
-from common.settings import CONNECT_TIMEOUT_S, postgres_url, require
+from common.settings import CONNECT_TIMEOUT_S, postgres_url, require, scale
 from common.timing import Comparison, best_of, timer
 
 REQUIRES = ("postgres",)
@@ -605,7 +605,7 @@ def run(conn: psycopg.Connection, scale: float = 1.0) -> QueryOptimizationResult
 def main() -> int:
     require(*REQUIRES)
     with psycopg.connect(postgres_url(), connect_timeout=CONNECT_TIMEOUT_S) as conn:
-        result = run(conn)
+        result = run(conn, scale=scale())
     fixed = [result.missing_index, result.date_predicate, result.email_predicate, result.pagination,
              result.stale.fix, result.correlated]  # fmt: skip
     return 0 if all(fix.same_answer for fix in fixed) and result.n_plus_one.same_rows else 1

@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from common import console
-from common.settings import CONNECT_TIMEOUT_S, postgres_replica_url, postgres_url, require
+from common.settings import CONNECT_TIMEOUT_S, postgres_replica_url, postgres_url, require, scale
 from common.timing import Comparison, timer
 
 REQUIRES = ("postgres", "postgres_replica")
@@ -478,7 +478,7 @@ def main() -> int:
         psycopg.connect(postgres_url(), connect_timeout=CONNECT_TIMEOUT_S) as primary,
         psycopg.connect(postgres_replica_url(), connect_timeout=CONNECT_TIMEOUT_S) as replica,
     ):
-        result = run(primary, replica)
+        result = run(primary, replica, scale=scale())
     fixed = result.sticky.stale == result.waiting.stale == 0
     return 0 if fixed and result.replay_paused.stale == result.replay_paused.tries else 1
 

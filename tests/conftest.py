@@ -161,7 +161,8 @@ def _real_mongodb_only(request):
 
 def run_script(path: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Run a lesson the way a user does: `python path/to/lesson.py`."""
-    full_env = {**os.environ, **env, "EXAMPLES_QUIET": "0", "PYTHONPATH": str(ROOT)}
+    # Performance lessons at a tenth of their size: `make bench` is where full size runs.
+    full_env = {"EXAMPLES_SCALE": "0.1", **os.environ, **env, "EXAMPLES_QUIET": "0", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, path], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
     )
