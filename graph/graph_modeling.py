@@ -31,6 +31,7 @@ REQUIRES = ("neo4j",)
 DATABASE = "neo4j"
 SEED = 11
 N_PEOPLE, N_ORDERS, MAX_FOLLOWS = 40, 60, 3
+FOLLOW_BACK = 0.3  # how often a followed person follows back
 SAME_DAY_ORDERS = 3  # people who place two separate orders on one day
 BATCH_SIZE = 50
 DELETE_BATCH = 1_000
@@ -225,12 +226,20 @@ def generate(seed: int = SEED) -> dict[str, list[dict]]:
         }
         for name in names
     ]
-    follows = []
+    pairs = []
     for person in people:
         for other in rng.sample(people, rng.randint(0, MAX_FOLLOWS)):
             if other is not person:
-                since = FIRST_DAY + datetime.timedelta(days=rng.randint(0, 300))
-                follows.append({"src": person["email"], "dst": other["email"], "since": str(since)})
+                pairs.append((person["email"], other["email"]))
+    followed = set(pairs)
+    for src, dst in list(pairs):
+        if (dst, src) not in followed and rng.random() < FOLLOW_BACK:
+            followed.add((dst, src))
+            pairs.append((dst, src))
+    follows = [
+        {"src": src, "dst": dst, "since": str(FIRST_DAY + datetime.timedelta(days=rng.randint(0, 300)))}
+        for src, dst in pairs
+    ]
     return {
         "categories": categories,
         "products": products,
@@ -370,6 +379,9 @@ def run(driver: Driver) -> ModelingResult:
     console.say(f"created {reload.nodes_created} nodes, {reload.relationships_created} relationships")
 
     console.step("Category is a node, not a property: a tree can be walked")
+    console.say(
+        "A Product.category string could not be walked up to its parent, nor carry properties of its own."
+    )
     products_under, leaves_under = products_under_each_top_category(driver)
     console.table(
         ["top category", "subcategories walked", "products"],
@@ -377,6 +389,8 @@ def run(driver: Driver) -> ModelingResult:
     )
 
     console.step("FOLLOWS has a direction; a query reads it either way")
+    console.say("One specific type per meaning (FOLLOWS, PLACED, CONTAINS, IN_CATEGORY): a pattern picks its")
+    console.say("relationships by type, without reading a property such as {kind: 'follows'} on each one.")
     shown = records["people"][SHOWN_PERSON]
     follows_shown, mutual_pairs = follows_both_ways(driver, shown["email"])
     console.table(["person", "following", "followers", "mutual"], [(shown["name"], *follows_shown.values())])

@@ -98,6 +98,9 @@ class Neo4jServer(LocalServer):
     def env(self) -> dict[str, str]:
         return {"NEO4J_PASSWORD": self.password}
 
+    def settings(self) -> dict[str, str]:
+        return {"NEO4J_USER": self.user, "NEO4J_PASSWORD": self.password}
+
     def url(self) -> str:
         return f"bolt://127.0.0.1:{self.port}"
 
