@@ -22,8 +22,8 @@ declare -A packages=(
   [pgbouncer]="pgbouncer"
   [neo4j]="openjdk-17-jdk-headless maven"
   [cassandra]="openjdk-17-jdk-headless maven"
-  [mongodb]=""
-  [influxdb]=""
+  [mongodb]="openjdk-17-jdk-headless maven"
+  [influxdb]="curl unzip ca-certificates"
   [dynamodb]=""
 )
 
@@ -40,10 +40,30 @@ if [ ${#wanted[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
 fi
 
+# The registry-built engines install in parallel: Maven downloads overlap the Go build.
+logs="$(mktemp -d)"
+pids=()
+names=()
 for engine in "${engines[@]}"; do
   if [ -f "$here/install/$engine.sh" ]; then
-    echo "== $engine"
-    bash "$here/install/$engine.sh"
+    bash "$here/install/$engine.sh" >"$logs/$engine.log" 2>&1 &
+    pids+=($!)
+    names+=("$engine")
   fi
 done
+failed=()
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then
+    sed "s/^/${names[$i]}: /" "$logs/${names[$i]}.log" | tail -3
+  else
+    echo "== ${names[$i]} FAILED:" >&2
+    cat "$logs/${names[$i]}.log" >&2
+    failed+=("${names[$i]}")
+  fi
+done
+rm -rf "$logs"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "local servers NOT installed: ${failed[*]}" >&2
+  exit 1
+fi
 echo "local servers installed: ${engines[*]}"

@@ -59,18 +59,37 @@ def measure(engine: str, cold: bool) -> dict:
             row["cold_s"] = timed_install(engine, Path(empty))
     row["warm_s"] = timed_install(engine)
     launcher = server_class(engine)
-    if launcher is None or not launcher.installed():
+    if launcher is None:
+        row["server"] = "none: runs where Docker is"
+        return row
+    if not launcher.installed():
+        row["server"] = "not installed"
         return row
     with tempfile.TemporaryDirectory(prefix=f"measure-{engine}-") as workdir:
-        server = launcher(free_port(), Path(workdir))
+        upstream = start_upstream(engine, Path(workdir))
+        server = launcher(free_port(), Path(workdir) / engine)
+        if upstream:
+            server.upstream_env = upstream.environment()
         try:
-            row["ready_s"] = server.start_and_wait()
+            row["ready_s"] = server.start_and_wait(tied_to_parent=True)
             time.sleep(2)  # let start-up work settle before reading memory
             row["rss_mb"] = group_rss_bytes(server.process.pid) / 2**20
             row["server"] = server.display
         finally:
             server.stop()
+            if upstream:
+                upstream.stop()
     return row
+
+
+def start_upstream(engine: str, workdir: Path):
+    """The server a pooler or replica serves, started first (not measured)."""
+    upstream = ENGINES[engine].upstream
+    if upstream is None:
+        return None
+    server = server_class(upstream)(free_port(), workdir / upstream)
+    server.start_and_wait(tied_to_parent=True)
+    return server
 
 
 def table(rows: list[dict]) -> str:

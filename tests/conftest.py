@@ -171,3 +171,23 @@ def run_script(path: str, env: dict[str, str], timeout: float = 300) -> subproce
 @pytest.fixture(scope="session")
 def catalog():
     return lessons()
+
+
+@pytest.fixture(scope="session")
+def neo4j_driver(neo4j):
+    """A driver for the session's Neo4j, with its credentials (or the compose defaults)."""
+    from neo4j import GraphDatabase
+
+    from common.settings import setting
+
+    auth = tuple(neo4j.env.get(name, setting(name)) for name in ("NEO4J_USER", "NEO4J_PASSWORD"))
+    with GraphDatabase.driver(neo4j.url, auth=auth) as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongodb):
+    from pymongo import MongoClient
+
+    with MongoClient(mongodb.url) as client:
+        yield client

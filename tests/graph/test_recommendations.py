@@ -1,19 +1,11 @@
 import pytest
-from neo4j import GraphDatabase
 
-from common.settings import setting
 from graph import recommendations as lesson
 
 
 @pytest.fixture(scope="module")
-def driver(neo4j):
-    # The local server's environment carries only NEO4J_URL; the credentials then have their defaults.
-    auth = (
-        neo4j.env.get("NEO4J_USER", setting("NEO4J_USER")),
-        neo4j.env.get("NEO4J_PASSWORD", setting("NEO4J_PASSWORD")),
-    )
-    with GraphDatabase.driver(neo4j.url, auth=auth) as driver:
-        yield driver
+def driver(neo4j_driver):
+    return neo4j_driver
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 from collections import Counter, defaultdict
 
 import pytest
-from pymongo import MongoClient
 
 from nosql import mongodb_aggregation_patterns as lesson
 
@@ -10,9 +9,8 @@ COUNTED = [o for o in DATA.orders if o["status"] in lesson.REVENUE_STATUSES]
 
 
 @pytest.fixture(scope="module")
-def client(mongodb):
-    with MongoClient(mongodb.url) as connection:
-        yield connection
+def client(mongo_client):
+    return mongo_client
 
 
 @pytest.fixture(scope="module")

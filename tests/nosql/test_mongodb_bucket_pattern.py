@@ -3,7 +3,6 @@ import math
 from collections import Counter
 
 import pytest
-from pymongo import MongoClient
 
 from nosql import mongodb_bucket_pattern as lesson
 
@@ -12,9 +11,8 @@ PER_SENSOR_HOUR = Counter((r["sensor"], lesson.hour_of(r["ts"])) for r in READIN
 
 
 @pytest.fixture(scope="module")
-def client(mongodb):
-    with MongoClient(mongodb.url) as connection:
-        yield connection
+def client(mongo_client):
+    return mongo_client
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-from pymongo import MongoClient
 
 from nosql import mongodb_polymorphic_schemas as lesson
 
@@ -10,9 +9,8 @@ ALL = V1 + V2
 
 
 @pytest.fixture(scope="module")
-def client(mongodb):
-    with MongoClient(mongodb.url) as connection:
-        yield connection
+def client(mongo_client):
+    return mongo_client
 
 
 @pytest.fixture(scope="module")
