@@ -54,7 +54,7 @@ done
 failed=()
 for i in "${!pids[@]}"; do
   if wait "${pids[$i]}"; then
-    sed "s/^/${names[$i]}: /" "$logs/${names[$i]}.log" | tail -3
+    tail -3 "$logs/${names[$i]}.log"
   else
     echo "== ${names[$i]} FAILED:" >&2
     cat "$logs/${names[$i]}.log" >&2
