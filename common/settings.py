@@ -26,6 +26,7 @@ class Engine:
     default: str  # the compose address
     extra: tuple[tuple[str, str], ...] = ()  # credential variables a URL cannot carry
     upstream: str | None = None  # the engine it serves or copies (a pooler, a replica)
+    local: bool = True  # False: no local server can be installed, only the compose image
 
     @property
     def url(self) -> str:
@@ -65,6 +66,7 @@ ENGINES: dict[str, Engine] = {
             "TimescaleDB",
             "TIMESCALE_URL",
             "postgresql://examples:examples@localhost:5434/examples",
+            local=False,
         ),
         Engine("mysql", "MySQL", "MYSQL_URL", "mysql://examples:examples@localhost:3306/examples"),
         Engine("mongodb", "MongoDB", "MONGO_URL", "mongodb://localhost:27017/?directConnection=true"),
@@ -214,9 +216,10 @@ def unreachable(key: str) -> str | None:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             return None
     except OSError:
+        local = " or `make local-up` (local servers)" if engine.local else "; there is no local server for it"
         return (
             f"{engine.display} is not reachable at {host}:{port} ({engine.variable}). "
-            f"Start it with `make up SERVICES={key}` (Docker) or `make local-up` (local servers)."
+            f"Start it with `make up SERVICES={key}` (Docker){local}."
         )
 
 

@@ -41,6 +41,8 @@ from common.timing import Comparison, timer
 REQUIRES = ("postgres", "pgbouncer")
 SCHEMA = "connection_pooling"
 APP = "connection_pooling"  # application_name of every connection the lesson opens
+FLOOD_APP = "connection_pooling_flood"  # ...but the direct flood's, so they can be counted apart
+OWN_CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
 SEED = 11
 WORKERS = 16
 FULL_ACCOUNTS, MIN_ACCOUNTS = 100_000, 10_000
@@ -149,7 +151,8 @@ class DirectFlood:
     refusal: str  # the kind of message the server sent: REFUSED or RESERVED
     in_use_before: int = field(compare=False)  # client connections already there
     in_use_at_refusal: int = field(compare=False)  # client connections once it refused
-    in_use_after: int = field(compare=False)  # after the flood was closed
+    in_use_after: int = field(compare=False)  # after the flood was closed (other clients may come and go)
+    flood_left_open: int  # the flood's own connections still on the server after closing: 0
     message: str = field(compare=False)
     seconds: float = field(compare=False)  # to open the flood's connections
 
@@ -201,10 +204,10 @@ def ask(conn: psycopg.Connection, account: int) -> Backend:
     return pid, started
 
 
-def connect(url: str, through_pgbouncer: bool = False) -> psycopg.Connection:
+def connect(url: str, through_pgbouncer: bool = False, app: str = APP) -> psycopg.Connection:
     options = {"prepare_threshold": None} if through_pgbouncer else {}
     return psycopg.connect(
-        url, autocommit=True, application_name=APP, connect_timeout=WORK_CONNECT_TIMEOUT_S, **options
+        url, autocommit=True, application_name=app, connect_timeout=WORK_CONNECT_TIMEOUT_S, **options
     )
 
 
@@ -270,12 +273,24 @@ def wait_until_closed(conn: psycopg.Connection, at_most: int) -> int:
     return in_use
 
 
-def open_many(url: str, attempts: int, opened: list, refusals: list[str], through_pgbouncer: bool) -> None:
+def wait_until_gone(conn: psycopg.Connection, app: str) -> int:
+    """The server processes of closed connections exit a moment later: wait until none is left."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    left = conn.execute(OWN_CONNECTIONS, (app,)).fetchone()[0]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = conn.execute(OWN_CONNECTIONS, (app,)).fetchone()[0]
+    return left
+
+
+def open_many(
+    url: str, attempts: int, opened: list, refusals: list[str], through_pgbouncer: bool, app: str = APP
+) -> None:
     """Open `attempts` connections from OPENERS threads; a refusal is kept, anything else raised."""
 
     def attempt(_: int) -> None:
         try:
-            opened.append(connect(url, through_pgbouncer))
+            opened.append(connect(url, through_pgbouncer, app))
         except psycopg.OperationalError as error:
             if REFUSED not in str(error) and RESERVED not in str(error):
                 raise
@@ -298,11 +313,12 @@ def flood_the_server(conn: psycopg.Connection, url: str, limits: Limits) -> Dire
     refusals: list[str] = []
     try:
         with timer() as elapsed:
-            open_many(url, attempts, opened, refusals, through_pgbouncer=False)
+            open_many(url, attempts, opened, refusals, through_pgbouncer=False, app=FLOOD_APP)
         in_use_at_refusal = client_backends(opened[0]) if opened else client_backends(conn)
     finally:
         close_all(opened)
     in_use_after = wait_until_closed(conn, at_most=in_use_before)
+    flood_left_open = wait_until_gone(conn, FLOOD_APP)
     message = refusals[0].rpartition("FATAL:")[2].strip() if refusals else ""
     kind = REFUSED if REFUSED in message else RESERVED if RESERVED in message else ""
     return DirectFlood(
@@ -313,6 +329,7 @@ def flood_the_server(conn: psycopg.Connection, url: str, limits: Limits) -> Dire
         in_use_before,
         in_use_at_refusal,
         in_use_after,
+        flood_left_open,
         message,
         elapsed.seconds,
     )

@@ -28,7 +28,9 @@ def launcher_for(engine: str):
 
 def start(engine: str) -> str:
     server = launcher_for(engine)
-    if server is None or not server.installed():
+    if server is None:
+        return f"{engine}: no local server can be had; with Docker: make up SERVICES={engine}"
+    if not server.installed():
         return f"{engine}: not installed (make local-install)"
     if port_open(server.port):
         return f"{engine}: already answering on port {server.port}"

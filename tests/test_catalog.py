@@ -70,7 +70,8 @@ def test_lesson_without_its_server_prints_one_line(lesson, unreachable_env):
     assert finished.returncode == 2
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in finished.stderr, finished.stderr
-    assert "make up" in lines[0] and "make local-up" in lines[0]
+    assert "make up" in lines[0]
+    assert ("make local-up" in lines[0]) == all(ENGINES[key].local for key in lesson.requires)
 
 
 @pytest.fixture(scope="module")
