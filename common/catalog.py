@@ -9,6 +9,7 @@ and a test fails when the two disagree.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +65,22 @@ def read_lesson(path: Path) -> Lesson:
     return Lesson(path, paragraphs[0].strip(), summary, tuple(requires), real_only)
 
 
+def reading_order(topic: str) -> list[str]:
+    """The file names a topic's README lists as `1. [name.py](name.py): ...`, in that order."""
+    readme = ROOT / topic / "README.md"
+    if not readme.exists():
+        return []
+    return re.findall(r"^\d+\. \[`?([\w.]+\.py)`?\]", readme.read_text(), flags=re.MULTILINE)
+
+
 def lessons() -> list[Lesson]:
+    """Every lesson, topic by topic, each topic in its README's reading order."""
     found = []
     for topic in TOPICS:
-        for path in sorted((ROOT / topic).glob("*.py")):
-            if not path.name.startswith("_"):
-                found.append(read_lesson(path))
+        order = reading_order(topic)
+        paths = [path for path in (ROOT / topic).glob("*.py") if not path.name.startswith("_")]
+        paths.sort(key=lambda path: (order.index(path.name) if path.name in order else len(order), path.name))
+        found.extend(read_lesson(path) for path in paths)
     return found
 
 

@@ -48,6 +48,8 @@ class Unavailable(Exception):
 
 def how_to_get(engine: str) -> str:
     variable = ENGINES[engine].variable
+    if not ENGINES[engine].local:
+        return f"set {variable} or start Docker (testcontainers); no local server can be had for it"
     return (
         f"set {variable}, start Docker (testcontainers), or install the local server "
         f"(`make local-install`, i.e. `sudo bash servers/install-local.sh {engine}`)"
@@ -71,7 +73,8 @@ def provide(engine: str, workdir_root: Path | None = None, upstream_env: dict | 
     launcher = server_class(engine)
     if launcher is not None and launcher.installed():
         return _from_local(engine, launcher, workdir_root, upstream_env)
-    raise Unavailable(f"{spec.display}: no local server installed; {how_to_get(engine)}")
+    missing = "no local server installed" if spec.local else "image only"
+    raise Unavailable(f"{spec.display}: {missing}; {how_to_get(engine)}")
 
 
 def _from_docker(engine: str, upstream_env: dict | None) -> Provided:
