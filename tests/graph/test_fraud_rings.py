@@ -4,13 +4,8 @@ from graph import fraud_rings as lesson
 
 
 @pytest.fixture(scope="module")
-def driver(neo4j_driver):
-    return neo4j_driver
-
-
-@pytest.fixture(scope="module")
-def result(driver):
-    return lesson.run(driver)
+def result(neo4j_driver):
+    return lesson.run(neo4j_driver)
 
 
 @pytest.fixture(scope="module")
@@ -106,5 +101,5 @@ def test_components_settle_and_the_investigation_agrees(result, accounts):
     assert result.around_investigated == sorted(set(ring) - {result.investigated})
 
 
-def test_a_second_run_gives_the_same_facts(driver, result):
-    assert lesson.run(driver) == result
+def test_a_second_run_gives_the_same_facts(neo4j_driver, result):
+    assert lesson.run(neo4j_driver) == result

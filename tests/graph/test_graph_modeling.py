@@ -4,13 +4,8 @@ from graph import graph_modeling as lesson
 
 
 @pytest.fixture(scope="module")
-def driver(neo4j_driver):
-    return neo4j_driver
-
-
-@pytest.fixture(scope="module")
-def result(driver):
-    return lesson.run(driver)
+def result(neo4j_driver):
+    return lesson.run(neo4j_driver)
 
 
 @pytest.fixture(scope="module")
@@ -81,5 +76,5 @@ def test_a_bought_relationship_would_merge_same_day_orders(result):
     assert result.bought_together and all(orders >= 1 for *_, orders in result.bought_together)
 
 
-def test_a_second_run_gives_the_same_facts(driver, result):
-    assert lesson.run(driver) == result
+def test_a_second_run_gives_the_same_facts(neo4j_driver, result):
+    assert lesson.run(neo4j_driver) == result

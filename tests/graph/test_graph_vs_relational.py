@@ -5,19 +5,14 @@ from graph import graph_vs_relational as lesson
 
 
 @pytest.fixture(scope="module")
-def driver(neo4j_driver):
-    return neo4j_driver
-
-
-@pytest.fixture(scope="module")
 def conn(postgres):
     with psycopg.connect(postgres.url) as conn:
         yield conn
 
 
 @pytest.fixture(scope="module")
-def result(conn, driver):
-    return lesson.run(conn, driver)
+def result(conn, neo4j_driver):
+    return lesson.run(conn, neo4j_driver)
 
 
 @pytest.fixture(scope="module")
@@ -73,5 +68,5 @@ def test_union_keeps_one_row_per_person_and_depth(result):
     assert deepest.walks > 10 * deepest.cte_rows
 
 
-def test_a_second_run_gives_the_same_facts(conn, driver, result):
-    assert lesson.run(conn, driver) == result
+def test_a_second_run_gives_the_same_facts(conn, neo4j_driver, result):
+    assert lesson.run(conn, neo4j_driver) == result

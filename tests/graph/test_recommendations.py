@@ -4,13 +4,8 @@ from graph import recommendations as lesson
 
 
 @pytest.fixture(scope="module")
-def driver(neo4j_driver):
-    return neo4j_driver
-
-
-@pytest.fixture(scope="module")
-def result(driver):
-    return lesson.run(driver)
+def result(neo4j_driver):
+    return lesson.run(neo4j_driver)
 
 
 @pytest.fixture(scope="module")
@@ -106,5 +101,5 @@ def test_the_three_methods_give_different_lists(result):
     assert len({tuple(names) for names in lists}) == 3
 
 
-def test_a_second_run_gives_the_same_facts(driver, result):
-    assert lesson.run(driver) == result
+def test_a_second_run_gives_the_same_facts(neo4j_driver, result):
+    assert lesson.run(neo4j_driver) == result

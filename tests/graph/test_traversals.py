@@ -6,13 +6,8 @@ from graph import traversals as lesson
 
 
 @pytest.fixture(scope="module")
-def driver(neo4j_driver):
-    return neo4j_driver
-
-
-@pytest.fixture(scope="module")
-def result(driver):
-    return lesson.run(driver)
+def result(neo4j_driver):
+    return lesson.run(neo4j_driver)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +108,7 @@ def test_profile_index_seek_against_label_scan(result, neighbours):
     assert result.by_email.db_hits * 10 < result.by_handle.db_hits
 
 
-def test_a_second_run_gives_the_same_facts(driver, result):
-    again = lesson.run(driver)
+def test_a_second_run_gives_the_same_facts(neo4j_driver, result):
+    again = lesson.run(neo4j_driver)
     assert again == result
     assert again.hops == result.hops

@@ -9,13 +9,8 @@ COUNTED = [o for o in DATA.orders if o["status"] in lesson.REVENUE_STATUSES]
 
 
 @pytest.fixture(scope="module")
-def client(mongo_client):
-    return mongo_client
-
-
-@pytest.fixture(scope="module")
-def result(client):
-    return lesson.run(client)
+def result(mongo_client):
+    return lesson.run(mongo_client)
 
 
 def test_the_orders_are_loaded(result):
@@ -78,5 +73,5 @@ def test_merge_refreshes_the_report_in_place(result):
     assert report.equals_fresh_group
 
 
-def test_a_second_run_gives_the_same_facts(client, result):
-    assert lesson.run(client) == result
+def test_a_second_run_gives_the_same_facts(mongo_client, result):
+    assert lesson.run(mongo_client) == result

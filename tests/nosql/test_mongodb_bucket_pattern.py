@@ -11,13 +11,8 @@ PER_SENSOR_HOUR = Counter((r["sensor"], lesson.hour_of(r["ts"])) for r in READIN
 
 
 @pytest.fixture(scope="module")
-def client(mongo_client):
-    return mongo_client
-
-
-@pytest.fixture(scope="module")
-def result(client):
-    return lesson.run(client)
+def result(mongo_client):
+    return lesson.run(mongo_client)
 
 
 def test_every_collection_holds_every_reading(result):
@@ -73,10 +68,10 @@ def test_the_indexes_are_built_and_sized(result):
     assert all(s.index_bytes > 0 for s in result.storage.values())
 
 
-def test_a_second_run_gives_the_same_facts(client, result):
+def test_a_second_run_gives_the_same_facts(mongo_client, result):
     def deterministic(found):
         # A native time-series collection sizes its own buckets; the rest is exact BSON.
         storage = {name: s for name, s in found.storage.items() if name != lesson.TIME_SERIES}
         return dataclasses.replace(found, storage=storage)
 
-    assert deterministic(lesson.run(client)) == deterministic(result)
+    assert deterministic(lesson.run(mongo_client)) == deterministic(result)

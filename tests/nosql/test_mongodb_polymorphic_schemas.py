@@ -9,13 +9,8 @@ ALL = V1 + V2
 
 
 @pytest.fixture(scope="module")
-def client(mongo_client):
-    return mongo_client
-
-
-@pytest.fixture(scope="module")
-def result(client):
-    return lesson.run(client)
+def result(mongo_client):
+    return lesson.run(mongo_client)
 
 
 def rejection(result, label):
@@ -114,5 +109,5 @@ def test_a_partial_index_serves_only_queries_that_name_its_kind(result):
     assert result.partial.plan_without_kind == "COLLSCAN"
 
 
-def test_a_second_run_gives_the_same_facts(client, result):
-    assert lesson.run(client) == result
+def test_a_second_run_gives_the_same_facts(mongo_client, result):
+    assert lesson.run(mongo_client) == result
