@@ -85,8 +85,13 @@ class LocalServer:
         raise NotImplementedError
 
     def ready(self) -> bool:
-        """One real query with a short timeout: True once the server answers it."""
-        raise NotImplementedError
+        """One real query with a short timeout: True once the server answers it.
+
+        By default the same probe the suite uses for containers (servers/probes.py).
+        """
+        from servers.probes import probe
+
+        return probe(self.engine, self.environment())
 
     def settings(self) -> dict[str, str]:
         """Variables besides the address that clients need (credentials, bucket names)."""

@@ -6,8 +6,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import requests
-
 from servers.local.base import LocalServer
 
 
@@ -31,6 +29,3 @@ class DynamoDBServer(LocalServer):
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def ready(self) -> bool:
-        return requests.get(f"{self.url()}/moto-api/", timeout=1).status_code == 200

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import shutil
 
-import requests
-
 from servers.local.base import LocalServer, free_port
 
 SCRAPE_CONFIG = """\
@@ -60,6 +58,3 @@ class PrometheusServer(LocalServer):
 
     def settings(self) -> dict[str, str]:
         return {"PROMETHEUS_SCRAPE_PORT": str(self.scrape_port)}
-
-    def ready(self) -> bool:
-        return requests.get(f"{self.url()}/-/ready", timeout=1).status_code == 200

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import redis
-
 from servers.local.base import LocalServer
 
 
@@ -32,6 +30,3 @@ class RedisServer(LocalServer):
 
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def ready(self) -> bool:
-        return bool(redis.Redis.from_url(self.url(), socket_connect_timeout=1).ping())
