@@ -98,10 +98,15 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def replace_section(text: str, start: str, end: str, body: str) -> str:
+    """`text` with what stands between the `start` and `end` markers replaced by `body`."""
+    before, _, rest = text.partition(start)
+    _, _, after = rest.partition(end)
+    return f"{before}{start}\n{body}\n{end}{after}"
+
+
 def readme_with_table(readme: str) -> str:
-    before, _, rest = readme.partition(START)
-    _, _, after = rest.partition(END)
-    return f"{before}{START}\n{table()}\n{END}{after}"
+    return replace_section(readme, START, END, table())
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common.catalog import replace_section
 from common.settings import ENGINES, ROOT
 from servers.local import server_class
 from servers.local.base import free_port
@@ -112,10 +113,7 @@ def table(rows: list[dict]) -> str:
 
 def write_readme(text: str) -> None:
     readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
-    before, _, rest = readme.partition(START)
-    _, _, after = rest.partition(END)
-    readme_path.write_text(f"{before}{START}\n{text}\n{END}{after}")
+    readme_path.write_text(replace_section(readme_path.read_text(), START, END, text))
 
 
 def main() -> int:
