@@ -16,6 +16,29 @@ def _postgres(env: dict) -> bool:
         return conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def _postgres_replica(env: dict) -> bool:
+    """Ready once it answers as a standby: a copy that is still the primary does not count."""
+    import psycopg
+
+    with psycopg.connect(env["POSTGRES_REPLICA_URL"], connect_timeout=2) as conn:
+        return conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+
+
+def _pgbouncer(env: dict) -> bool:
+    """A query through the pooler reaches the database behind it (no prepared statements)."""
+    import psycopg
+
+    with psycopg.connect(env["PGBOUNCER_URL"], connect_timeout=2, prepare_threshold=None) as conn:
+        return conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def _timescaledb(env: dict) -> bool:
+    import psycopg
+
+    with psycopg.connect(env["TIMESCALE_URL"], connect_timeout=2) as conn:
+        return conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def _mysql(env: dict) -> bool:
     import pymysql
 
@@ -43,7 +66,10 @@ def _mongodb(env: dict) -> bool:
                 )
             elif error.code != 76:  # NoReplicationEnabled: a standalone server is fine too
                 raise
-        return True
+        # replSetInitiate returns before the election: until this node is the writable
+        # primary, a write fails with NotWritablePrimary. (isMaster, not hello: the local
+        # stand-in knows only the older name; both answer the same question.)
+        return bool(client.admin.command("isMaster").get("ismaster"))
 
 
 def _redis(env: dict) -> bool:
@@ -96,6 +122,9 @@ def _dynamodb(env: dict) -> bool:
 
 PROBES = {
     "postgres": _postgres,
+    "postgres_replica": _postgres_replica,
+    "pgbouncer": _pgbouncer,
+    "timescaledb": _timescaledb,
     "mysql": _mysql,
     "mongodb": _mongodb,
     "redis": _redis,

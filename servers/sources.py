@@ -77,15 +77,38 @@ def provide(engine: str, workdir_root: Path | None = None, upstream_env: dict | 
     raise Unavailable(f"{spec.display}: {missing}; {how_to_get(engine)}")
 
 
+class NoImage(Unavailable):
+    """The engine's image is not on this Docker engine and cannot be pulled."""
+
+
 def _from_docker(engine: str, upstream_env: dict | None) -> Provided:
+    """`upstream_env` is not needed here: the upstream answers to its service name on the network."""
     import time
 
-    container = containers.ComposeContainer(engine, upstream_env)
+    import docker
+
+    image = containers.image_of(engine)
+    try:
+        docker.from_env().images.get(image)
+    except docker.errors.ImageNotFound:
+        try:
+            docker.from_env().images.pull(image)
+        except docker.errors.APIError as error:
+            lookalike = (
+                "no lookalike can be built for it"
+                if not ENGINES[engine].lookalike
+                else ("build its lookalike: python -m servers.lookalike build")
+            )
+            raise NoImage(
+                f"image {image} is not here and cannot be pulled ({error.explanation}); {lookalike}"
+            ) from None
+    built_from = containers.lookalike_of(image)
+    container = containers.ComposeContainer(engine, containers.session_network())
     started = time.monotonic()
     env = container.start()
-    return Provided(
-        engine, "docker", containers.image_of(engine), env, time.monotonic() - started, True, container.stop
-    )
+    detail = f"{image} (lookalike built from {built_from})" if built_from else image
+    seconds = time.monotonic() - started
+    return Provided(engine, "docker", detail, env, seconds, built_from is None, container.stop)
 
 
 def _from_local(engine: str, launcher, workdir_root: Path | None, upstream_env: dict | None) -> Provided:

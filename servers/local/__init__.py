@@ -1,32 +1,19 @@
-"""Local (Docker-less) servers, one module per engine; `server_class("redis")` finds one."""
+"""Local (Docker-less) servers, one module per engine; `server_class("redis")` finds one.
+
+Which class serves an engine is said once, in the registry (`common.settings.ENGINES`).
+"""
 
 from __future__ import annotations
 
 import importlib
 
+from common.settings import ENGINES
 from servers.local.base import LocalServer
-
-MODULES = {
-    "postgres": "PostgresServer",
-    "postgres_replica": "PostgresReplicaServer",
-    "pgbouncer": "PgBouncerServer",
-    "mysql": "MySQLServer",
-    "redis": "RedisServer",
-    "mongodb": "MongoServer",
-    "neo4j": "Neo4jServer",
-    "cassandra": "CassandraServer",
-    "influxdb": "InfluxServer",
-    "prometheus": "PrometheusServer",
-    "dynamodb": "DynamoDBServer",
-}
 
 
 def server_class(engine: str) -> type[LocalServer] | None:
-    """The launcher of an engine, or None when this checkout has none for it."""
-    try:
-        module = importlib.import_module(f"servers.local.{engine}")
-    except ModuleNotFoundError as missing:
-        if missing.name == f"servers.local.{engine}":
-            return None
-        raise
-    return getattr(module, MODULES[engine])
+    """The launcher of an engine, or None when only its image has it."""
+    launcher = ENGINES[engine].launcher
+    if launcher is None:
+        return None
+    return getattr(importlib.import_module(f"servers.local.{engine}"), launcher)

@@ -1,0 +1,158 @@
+"""One registry of engines (common.settings.ENGINES), and every other place agrees with it.
+
+An engine is described once: its variable and default address, its compose service, its
+readiness probe, its local server or an explicit "image only", its lookalike image or an
+explicit "none". These tests fail when any place drifts from the registry, and when the
+compose-to-container translation would drop a key the compose file uses.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from common.settings import ENGINES, ROOT
+from servers import containers
+from servers.local import server_class
+from servers.lookalike.__main__ import tags_of
+from servers.probes import PROBES
+
+SERVICES = containers.compose_services()
+LOOKALIKES = ROOT / "servers" / "lookalike"
+
+
+@pytest.mark.parametrize("key", sorted(ENGINES))
+def test_every_engine_has_a_service_a_probe_and_a_source(key):
+    spec = ENGINES[key]
+    assert spec.service in SERVICES, f"{key}: no service in docker-compose.yml"
+    assert key in PROBES, f"{key}: no readiness probe in servers/probes.py"
+    if spec.launcher is not None:
+        assert server_class(key).engine == key, f"{key}: the launcher serves another engine"
+    # Without a local server it must say so (launcher=None) and the catalog calls it Docker only.
+    assert spec.local == (spec.launcher is not None)
+
+
+def test_every_service_is_an_engine():
+    assert set(SERVICES) == {spec.service for spec in ENGINES.values()}
+
+
+@pytest.mark.parametrize("key", sorted(k for k, e in ENGINES.items() if e.lookalike))
+def test_a_lookalike_has_a_dockerfile_that_says_what_it_imitates(key):
+    dockerfile = LOOKALIKES / ENGINES[key].lookalike / "Dockerfile"
+    text = dockerfile.read_text()
+    assert text.startswith("# Imitates "), f"{dockerfile}: first line says which image it imitates"
+    assert "Not imitated:" in text, f"{dockerfile}: says what it does not imitate"
+    assert 'LABEL examples.lookalike="' in text, f"{dockerfile}: labels what it is built from"
+    assert SERVICES[ENGINES[key].service]["image"] in tags_of(ENGINES[key].lookalike)
+
+
+def test_lookalike_scripts_are_executable():
+    for script in LOOKALIKES.glob("*/*"):
+        if script.name != "Dockerfile" and script.read_text().startswith("#!"):
+            assert script.stat().st_mode & 0o111, f"{script} must be executable (git keeps the mode)"
+
+
+def test_upstreams_are_what_compose_waits_for():
+    for key, spec in ENGINES.items():
+        depends = set(SERVICES[spec.service].get("depends_on") or {})
+        expected = {ENGINES[spec.upstream].service} if spec.upstream else set()
+        assert depends == expected, f"{key}: depends_on {depends} but the registry says {expected}"
+
+
+def _compose_credentials(key: str) -> dict[str, str]:
+    """What the compose service sets, in the terms of the registry's address and variables."""
+    env = {
+        name: str(value) for name, value in (SERVICES[ENGINES[key].service].get("environment") or {}).items()
+    }
+    pairs = {
+        "POSTGRES_USER": "user",
+        "POSTGRES_PASSWORD": "password",
+        "POSTGRES_DB": "database",
+        "MYSQL_USER": "user",
+        "MYSQL_PASSWORD": "password",
+        "MYSQL_DATABASE": "database",
+        "DB_USER": "user",
+        "DB_PASSWORD": "password",
+        "DB_NAME": "database",
+        "PGUSER": "user",
+        "PGPASSWORD": "password",
+        "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN": "INFLUX_TOKEN",
+        "DOCKER_INFLUXDB_INIT_ORG": "INFLUX_ORG",
+        "DOCKER_INFLUXDB_INIT_BUCKET": "INFLUX_BUCKET",
+    }
+    found = {pairs[name]: value for name, value in env.items() if name in pairs}
+    if "NEO4J_AUTH" in env:
+        found["NEO4J_USER"], _, found["NEO4J_PASSWORD"] = env["NEO4J_AUTH"].partition("/")
+    return found
+
+
+def _registry_credentials(key: str) -> dict[str, str]:
+    spec = ENGINES[key]
+    found = dict(spec.extra)
+    if "://" in spec.default:
+        parts = urlsplit(spec.default)
+        if parts.username:
+            found["user"] = parts.username
+        if parts.password:
+            found["password"] = parts.password
+        if parts.path.strip("/"):
+            found["database"] = parts.path.strip("/")
+    return found
+
+
+@pytest.mark.parametrize("key", sorted(ENGINES))
+def test_credentials_are_the_same_in_compose_and_settings(key):
+    compose = _compose_credentials(key)
+    registry = _registry_credentials(key)
+    for name, value in compose.items():
+        assert registry.get(name) == value, (
+            f"{key}: compose sets {name}={value}, settings {registry.get(name)}"
+        )
+
+
+@pytest.mark.parametrize("key", sorted(ENGINES))
+def test_the_test_container_honours_every_compose_key(key):
+    service = SERVICES[ENGINES[key].service]
+    assert set(service) <= set(containers.HONOURED), set(service) - set(containers.HONOURED)
+    built = containers.ComposeContainer(key)  # builds the container's description; starts nothing
+    options = built.docker_options()
+    for name in ("entrypoint", "user", "mem_limit"):
+        assert options.get(name) == service.get(name), f"{key}: {name} dropped"
+    assert ("healthcheck" in options) == ("healthcheck" in service)
+    if "healthcheck" in service:
+        assert options["healthcheck"]["test"] == service["healthcheck"]["test"]
+        assert options["healthcheck"]["interval"] > 0 and options["healthcheck"]["retries"] > 0
+    assert set(built.ports) == {int(str(port).split(":")[-1]) for port in service["ports"]}
+
+
+def test_an_unknown_compose_key_is_refused(monkeypatch):
+    services = {**SERVICES, "redis": {**SERVICES["redis"], "cap_add": ["NET_ADMIN"]}}
+    monkeypatch.setattr(containers, "compose_services", lambda: services)
+    with pytest.raises(ValueError, match="cap_add"):
+        containers.ComposeContainer("redis")
+
+
+def test_each_prometheus_container_scrapes_a_port_of_its_own():
+    first, second = containers.ComposeContainer("prometheus"), containers.ComposeContainer("prometheus")
+    ports = {first.env_extra["PROMETHEUS_SCRAPE_PORT"], second.env_extra["PROMETHEUS_SCRAPE_PORT"]}
+    assert len(ports) == 2, "two parallel sessions would share one scrape port"
+    for built in (first, second):
+        config = next(path for path, target, _ in built.mounts if target.endswith("prometheus.yml"))
+        text = Path(config).read_text()
+        assert f"host.docker.internal:{built.env_extra['PROMETHEUS_SCRAPE_PORT']}" in text
+
+
+def test_a_container_that_fails_shows_both_output_streams():
+    class Failed:
+        def get_logs(self):
+            return b"starting\n", b"FATAL: recovery aborted\n"
+
+    tail = containers.log_tail(Failed())
+    assert "starting" in tail and "FATAL: recovery aborted" in tail
+
+
+def test_pymysql_can_use_caching_sha2_password():
+    """MySQL 8.4's default authentication needs `cryptography` on first connect (PyMySQL[rsa])."""
+    import importlib.util
+
+    assert importlib.util.find_spec("cryptography") is not None
