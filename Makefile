@@ -8,6 +8,7 @@ TOPIC ?= all
 SERVICES ?=
 EX ?= relational/normalization.py
 PYTEST_ARGS ?=
+JOBS ?= 4
 
 .DEFAULT_GOAL := help
 
@@ -31,15 +32,16 @@ down: ## Stop the compose stack (volumes kept; `docker compose down -v` drops th
 local-install: ## Install the local servers, no Docker needed (root on Debian/Ubuntu)
 	bash servers/install-local.sh $(SERVICES)
 
-local-up: install ## Start the local servers on the compose ports, with the compose credentials
+local-up: install ## Start the local servers on the compose ports (installed on first use), with the compose credentials
+	EXAMPLES_SERVERS=local $(PY) -m common.demo --install-missing $(SERVICES)
 	$(PY) -m servers up $(SERVICES)
 
 local-down: ## Stop the local servers
 	$(PY) -m servers down
 
-demo: install ## Start servers (Docker if it answers, else local), run every lesson, one line each
-	@if docker info >/dev/null 2>&1; then $(COMPOSE) --profile all up -d --wait; \
-	else $(PY) -m servers up || echo "some local servers are missing: make local-install"; fi
+demo: install ## Start servers (Docker if it answers, else local ones, installed on first use), run every lesson
+	@if docker info >/dev/null 2>&1; then $(COMPOSE) --profile $(TOPIC) up -d --wait $(SERVICES); \
+	else $(PY) -m common.demo --install-missing && { $(PY) -m servers up || echo "some local servers did not start (above)"; }; fi
 	$(PY) -m common.demo
 
 run: install ## Run one lesson: make run EX=relational/normalization.py
@@ -51,7 +53,11 @@ run-all: install ## Run every lesson against running servers (a lesson whose ser
 		if [ $$status -eq 2 ]; then echo "(not available: skipped)"; elif [ $$status -ne 0 ]; then failed="$$failed $$lesson"; fi; \
 	done; if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
-test: install ## Run the whole suite (servers from env, Docker, or local binaries; see README)
+run-parallel: install ## Every lesson, JOBS (4) at once, against the running servers (make up or local-up); fails if one fails
+	EXAMPLES_SCALE=$${EXAMPLES_SCALE:-0.1} $(PY) -m common.demo --jobs $(JOBS) --strict
+
+test: install ## Run the whole suite (servers from env, Docker, or local binaries installed on first use)
+	$(PY) -m common.demo --install-missing
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install ## Performance lessons at full size: a table, benchmarks/results.json and ratios.png
@@ -74,4 +80,4 @@ compose-check: install ## Validate docker-compose.yml without a Docker engine
 clean: local-down ## Stop local servers and remove local state
 	rm -rf .local
 
-.PHONY: help install up down local-install local-up local-down demo run run-all test bench lint format catalog compose-check clean
+.PHONY: help install up down local-install local-up local-down demo run run-all run-parallel test bench lint format catalog compose-check clean

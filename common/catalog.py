@@ -37,7 +37,6 @@ class Lesson:
     title: str
     summary: str
     requires: tuple[str, ...]
-    real_server_only: str | None  # why the local stand-in cannot run it, if it cannot
 
     @property
     def relative(self) -> str:
@@ -60,9 +59,8 @@ def read_lesson(path: Path) -> Lesson:
         if isinstance(target, ast.Name)
     }
     requires = ast.literal_eval(constants["REQUIRES"]) if "REQUIRES" in constants else ()
-    real_only = ast.literal_eval(constants["REAL_SERVER_ONLY"]) if "REAL_SERVER_ONLY" in constants else None
     summary = " ".join(paragraphs[1].split()) if len(paragraphs) > 1 else ""
-    return Lesson(path, paragraphs[0].strip(), summary, tuple(requires), real_only)
+    return Lesson(path, paragraphs[0].strip(), summary, tuple(requires))
 
 
 def reading_order(topic: str) -> list[str]:

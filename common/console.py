@@ -3,11 +3,16 @@
 Built on rich. When output is not a terminal (CI logs, a pipe) rich drops colour and
 animation, so the same narrative reads as plain text. Tests call `quiet()` to silence it;
 `EXAMPLES_QUIET=1` does the same for a script.
+
+A step prints as `N. what it does` at the start of a line, and nothing else does (narrative
+and evidence are indented), so `steps(output)` reads a run's outline back: the smoke test
+checks that a second run takes the same steps as the first.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -18,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 _console = Console(highlight=False, soft_wrap=True)
+STEP_LINE = re.compile(r"^(\d+\. \S.*)$", re.MULTILINE)
 _state = {"quiet": os.environ.get("EXAMPLES_QUIET") == "1", "step": 0}
 
 
@@ -38,6 +44,11 @@ def title(text: str) -> None:
 def step(text: str) -> None:
     _state["step"] += 1
     _print(f"\n[bold cyan]{_state['step']}.[/bold cyan] [bold]{escape(text)}[/bold]")
+
+
+def steps(output: str) -> list[str]:
+    """The step lines (`1. Load the rows`) of a lesson's printed output, in order."""
+    return [line.rstrip() for line in STEP_LINE.findall(output)]
 
 
 def say(text: str) -> None:

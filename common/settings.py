@@ -14,8 +14,9 @@ from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Short enough that a server which is not running fails a lesson in seconds, not minutes.
-CONNECT_TIMEOUT_S = 3
+# A server that is not running refuses at once; this bounds a slow answer (an unroutable
+# address, or a busy server: 3 s was too short with four lessons at once on two cores).
+CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,21 @@ class Engine:
     default: str  # the compose address
     extra: tuple[tuple[str, str], ...] = ()  # credential variables a URL cannot carry
     upstream: str | None = None  # the engine it serves or copies (a pooler, a replica)
-    local: bool = True  # False: no local server can be installed, only the compose image
+    # Its local server: the class in servers/local/<key>.py; None when only the image has it.
+    launcher: str | None = None
+    # The folder in servers/lookalike/ whose image stands in for the compose image where no
+    # registry can be reached (CI's Docker phase); None when no lookalike can be built.
+    lookalike: str | None = None
+
+    @property
+    def local(self) -> bool:
+        """A local server can be installed for it (else it runs only from its image)."""
+        return self.launcher is not None
+
+    @property
+    def service(self) -> str:
+        """Its service in docker-compose.yml (tests/test_registry.py checks that it exists)."""
+        return self.key
 
     @property
     def url(self) -> str:
@@ -45,7 +60,12 @@ ENGINES: dict[str, Engine] = {
     engine.key: engine
     for engine in [
         Engine(
-            "postgres", "PostgreSQL", "POSTGRES_URL", "postgresql://examples:examples@localhost:5432/examples"
+            "postgres",
+            "PostgreSQL",
+            "POSTGRES_URL",
+            "postgresql://examples:examples@localhost:5432/examples",
+            launcher="PostgresServer",
+            lookalike="postgres",
         ),
         Engine(
             "postgres_replica",
@@ -53,6 +73,8 @@ ENGINES: dict[str, Engine] = {
             "POSTGRES_REPLICA_URL",
             "postgresql://examples:examples@localhost:5433/examples",
             upstream="postgres",
+            launcher="PostgresReplicaServer",
+            lookalike="postgres",
         ),
         Engine(
             "pgbouncer",
@@ -60,23 +82,47 @@ ENGINES: dict[str, Engine] = {
             "PGBOUNCER_URL",
             "postgresql://examples:examples@localhost:6432/examples",
             upstream="postgres",
+            launcher="PgBouncerServer",
+            lookalike="pgbouncer",
         ),
         Engine(
             "timescaledb",
             "TimescaleDB",
             "TIMESCALE_URL",
             "postgresql://examples:examples@localhost:5434/examples",
-            local=False,
         ),
-        Engine("mysql", "MySQL", "MYSQL_URL", "mysql://examples:examples@localhost:3306/examples"),
-        Engine("mongodb", "MongoDB", "MONGO_URL", "mongodb://localhost:27017/?directConnection=true"),
-        Engine("redis", "Redis", "REDIS_URL", "redis://localhost:6379/0"),
+        Engine(
+            "mysql",
+            "MySQL",
+            "MYSQL_URL",
+            "mysql://examples:examples@localhost:3306/examples",
+            launcher="MySQLServer",
+            lookalike="mysql",
+        ),
+        Engine(
+            "mongodb",
+            "MongoDB",
+            "MONGO_URL",
+            "mongodb://localhost:27017/?directConnection=true",
+            launcher="MongoServer",
+            lookalike="mongodb",
+        ),
+        Engine(
+            "redis",
+            "Redis",
+            "REDIS_URL",
+            "redis://localhost:6379/0",
+            launcher="RedisServer",
+            lookalike="redis",
+        ),
         Engine(
             "neo4j",
             "Neo4j",
             "NEO4J_URL",
             "bolt://localhost:7687",
             (("NEO4J_USER", "neo4j"), ("NEO4J_PASSWORD", "examples-pass")),
+            launcher="Neo4jServer",
+            lookalike="neo4j",
         ),
         Engine(
             "influxdb",
@@ -84,47 +130,138 @@ ENGINES: dict[str, Engine] = {
             "INFLUX_URL",
             "http://localhost:8086",
             (("INFLUX_TOKEN", "examples-token"), ("INFLUX_ORG", "examples"), ("INFLUX_BUCKET", "examples")),
+            launcher="InfluxServer",
+            lookalike="influxdb",
         ),
-        Engine("cassandra", "Cassandra", "CASSANDRA_HOSTS", "localhost:9042"),
+        Engine(
+            "cassandra",
+            "Cassandra",
+            "CASSANDRA_HOSTS",
+            "localhost:9042",
+            launcher="CassandraServer",
+            lookalike="cassandra",
+        ),
         Engine(
             "prometheus",
             "Prometheus",
             "PROMETHEUS_URL",
             "http://localhost:9090",
             (("PROMETHEUS_SCRAPE_PORT", "9464"),),  # where lessons serve metrics for it to scrape
+            launcher="PrometheusServer",
+            lookalike="prometheus",
         ),
-        Engine("dynamodb", "DynamoDB", "DYNAMODB_URL", "http://localhost:8000"),
+        Engine(
+            "dynamodb",
+            "DynamoDB",
+            "DYNAMODB_URL",
+            "http://localhost:8000",
+            launcher="DynamoDBServer",
+            lookalike="dynamodb",
+        ),
     ]
 }
 
 
+# --- validation: a bad setting is one line naming the variable, the value and what is expected ----
+
+
+class BadSetting(ValueError):
+    """A setting that cannot be used. Its message is the one line a lesson prints."""
+
+    def __init__(self, variable: str, value: str, problem: str, expected: str) -> None:
+        super().__init__(f"{variable}={value!r} is not valid: {problem}; expected {expected}.")
+
+
+# The URL schemes each engine's drivers accept, by the scheme of its compose default.
+SCHEMES = {
+    "postgresql": ("postgresql", "postgres"),
+    "mysql": ("mysql",),
+    "mongodb": ("mongodb", "mongodb+srv"),
+    "redis": ("redis", "rediss"),
+    "bolt": ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"),
+    "http": ("http", "https"),
+}
+
+
+def _address_problem(value: str, default: str) -> str | None:
+    """What is wrong with an address setting (a URL, or CASSANDRA_HOSTS' host:port list), if anything."""
+    hosts = value
+    if "://" in default:
+        allowed = SCHEMES[default.partition("://")[0]]
+        scheme, separator, _ = value.partition("://")
+        if not separator or scheme not in allowed:
+            return f"the scheme must be {'/'.join(allowed)}"
+        try:
+            hosts = urlsplit(value).netloc.rpartition("@")[2]
+        except ValueError as error:  # urllib's own words, e.g. "Invalid IPv6 URL"
+            return f"it cannot be parsed ({error})"
+    for host in hosts.split(","):
+        try:
+            parts = urlsplit("//" + host.strip())
+            port = parts.port
+        except ValueError:
+            return f"the port in {host.strip()!r} must be a number from 1 to 65535"
+        if not parts.hostname or parts.path or parts.query:
+            return f"{host.strip()!r} is not a host or host:port"
+        if port == 0:
+            return "the port must be a number from 1 to 65535"
+    return None
+
+
+def checked_url(key: str) -> str:
+    """An engine's address setting (its variable, else the compose default), or BadSetting."""
+    engine = ENGINES[key]
+    value = engine.url
+    problem = _address_problem(value, engine.default)
+    if problem:
+        raise BadSetting(engine.variable, value, problem, f"an address like {engine.default}")
+    return value
+
+
+def _port_problem(value: str) -> str | None:
+    return None if value.isdigit() and 1 <= int(value) <= 65535 else "not a port number"
+
+
+def _empty_problem(value: str) -> str | None:
+    return None if value else "it is empty"
+
+
+# Credential and option variables: what each must hold. Any other must not be empty.
+EXTRA_CHECKS = {"PROMETHEUS_SCRAPE_PORT": (_port_problem, "a port number from 1 to 65535")}
+
+
 def setting(name: str) -> str:
-    """A credential or option variable, with its compose default."""
+    """A credential or option variable, with its compose default, or BadSetting."""
     for engine in ENGINES.values():
         for variable, default in engine.extra:
             if variable == name:
-                return os.environ.get(name, default)
+                value = os.environ.get(name, default)
+                check, expected = EXTRA_CHECKS.get(name, (_empty_problem, "a value that is not empty"))
+                problem = check(value)
+                if problem:
+                    raise BadSetting(name, value, problem, expected)
+                return value
     raise KeyError(name)
 
 
 def postgres_url() -> str:
-    return ENGINES["postgres"].url
+    return checked_url("postgres")
 
 
 def postgres_replica_url() -> str:
-    return ENGINES["postgres_replica"].url
+    return checked_url("postgres_replica")
 
 
 def pgbouncer_url() -> str:
-    return ENGINES["pgbouncer"].url
+    return checked_url("pgbouncer")
 
 
 def timescale_url() -> str:
-    return ENGINES["timescaledb"].url
+    return checked_url("timescaledb")
 
 
 def mysql_url() -> str:
-    return ENGINES["mysql"].url
+    return checked_url("mysql")
 
 
 def mysql_params(url: str | None = None) -> dict:
@@ -146,19 +283,20 @@ def sqlalchemy_mysql_url() -> str:
 
 
 def sqlalchemy_postgres_url() -> str:
-    return postgres_url().replace("postgresql://", "postgresql+psycopg://", 1)
+    """POSTGRES_URL in SQLAlchemy's form, naming the psycopg driver (either scheme spelling)."""
+    return "postgresql+psycopg://" + postgres_url().partition("://")[2]
 
 
 def mongo_url() -> str:
-    return ENGINES["mongodb"].url
+    return checked_url("mongodb")
 
 
 def redis_url() -> str:
-    return ENGINES["redis"].url
+    return checked_url("redis")
 
 
 def neo4j_url() -> str:
-    return ENGINES["neo4j"].url
+    return checked_url("neo4j")
 
 
 def neo4j_auth() -> tuple[str, str]:
@@ -166,13 +304,13 @@ def neo4j_auth() -> tuple[str, str]:
 
 
 def influx_url() -> str:
-    return ENGINES["influxdb"].url
+    return checked_url("influxdb")
 
 
 def cassandra_contact_points() -> tuple[list[str], int]:
     """CASSANDRA_HOSTS ("host:port,host:port") as cassandra-driver's contact points and port."""
     hosts, port = [], 9042
-    for item in ENGINES["cassandra"].url.split(","):
+    for item in checked_url("cassandra").split(","):
         host, _, maybe_port = item.strip().partition(":")
         hosts.append(host)
         port = int(maybe_port or port)
@@ -180,11 +318,11 @@ def cassandra_contact_points() -> tuple[list[str], int]:
 
 
 def prometheus_url() -> str:
-    return ENGINES["prometheus"].url
+    return checked_url("prometheus")
 
 
 def dynamodb_url() -> str:
-    return ENGINES["dynamodb"].url
+    return checked_url("dynamodb")
 
 
 def scale() -> float:
@@ -192,7 +330,47 @@ def scale() -> float:
 
     `make bench` and a plain run use full size; the smoke test runs the scripts at 0.1.
     """
-    return float(os.environ.get("EXAMPLES_SCALE", "1.0"))
+    value = os.environ.get("EXAMPLES_SCALE", "1.0")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0 < number < float("inf"):
+        raise BadSetting(
+            "EXAMPLES_SCALE", value, "not a positive number", "a number above 0, 1.0 being full size"
+        )
+    return number
+
+
+def flag(name: str) -> bool:
+    """An on/off variable such as EXAMPLES_QUIET or EXAMPLES_NO_INSTALL: unset, 0 or 1."""
+    value = os.environ.get(name, "0")
+    if value not in ("0", "1", ""):
+        raise BadSetting(name, value, "not 0 or 1", "1 (on) or 0 (off)")
+    return value == "1"
+
+
+SERVERS_MODES = ("auto", "env", "docker", "local")
+
+
+def servers_mode() -> str:
+    """EXAMPLES_SERVERS: where the test suite and `make demo` get servers from."""
+    value = os.environ.get("EXAMPLES_SERVERS", "auto")
+    if value not in SERVERS_MODES:
+        raise BadSetting(
+            "EXAMPLES_SERVERS", value, "not a source of servers", "one of " + ", ".join(SERVERS_MODES)
+        )
+    return value
+
+
+def check_settings(*keys: str) -> None:
+    """Read every setting a lesson on these engines can read; BadSetting names the first bad one."""
+    scale()
+    flag("EXAMPLES_QUIET")
+    for key in keys:
+        checked_url(key)
+        for variable, _default in ENGINES[key].extra:
+            setting(variable)
 
 
 def scratch_dir(name: str) -> Path:
@@ -202,8 +380,24 @@ def scratch_dir(name: str) -> Path:
     return path
 
 
-# Exit code of a lesson whose server is not running (`make demo` reports it as "not available").
+# Exit code of a lesson whose server is not running or whose settings are bad (`make demo`
+# reports it as "not available").
 UNAVAILABLE = 2
+
+
+def _locally_installed(key: str) -> bool:
+    from servers.local import server_class  # servers/ imports this module: import when needed
+
+    launcher = server_class(key)
+    return launcher is not None and launcher.installed()
+
+
+def how_to_start(key: str) -> str:
+    """The commands that start an engine: Docker, or the local server (installing it first if needed)."""
+    if not ENGINES[key].local:
+        return f"Start it with `make up SERVICES={key}` (Docker); there is no local server for it."
+    local = "`make local-up`" if _locally_installed(key) else "`make local-install` then `make local-up`"
+    return f"Start it with `make up SERVICES={key}` (Docker) or {local} (local servers)."
 
 
 def unreachable(key: str) -> str | None:
@@ -211,24 +405,24 @@ def unreachable(key: str) -> str | None:
     import socket
 
     engine = ENGINES[key]
-    host, port = engine.address()
+    host, port = engine.address(checked_url(key))
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             return None
     except OSError:
-        local = " or `make local-up` (local servers)" if engine.local else "; there is no local server for it"
-        return (
-            f"{engine.display} is not reachable at {host}:{port} ({engine.variable}). "
-            f"Start it with `make up SERVICES={key}` (Docker){local}."
-        )
+        return f"{engine.display} is not reachable at {host}:{port} ({engine.variable}). {how_to_start(key)}"
 
 
 def require(*keys: str) -> None:
-    """Exit with one line, and no traceback, when a server the lesson needs is not running."""
+    """Exit with one line, and no traceback, when a setting is bad or a server is not running."""
     import sys
 
-    for key in keys:
-        problem = unreachable(key)
-        if problem:
-            print(problem, file=sys.stderr)
-            raise SystemExit(UNAVAILABLE)
+    try:
+        check_settings(*keys)
+        problems = (unreachable(key) for key in keys)
+        problem = next((line for line in problems if line), None)
+    except BadSetting as bad:
+        problem = str(bad)
+    if problem:
+        print(problem, file=sys.stderr)
+        raise SystemExit(UNAVAILABLE)

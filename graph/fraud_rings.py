@@ -11,7 +11,8 @@ accounts it shares something with, until nothing changes. A component of three o
 a ring; its risk score counts its shared identifiers, its accounts and its chargebacks. The planted
 rings come back exactly, households are left alone, and every clean account scores 0.
 
-Engine: Neo4j (NEO4J_URL), nodes labelled `FraudRings`; constraints `fraud_rings_*`.
+Engine: Neo4j (NEO4J_URL), nodes labelled `FraudRings`; constraint `fraud_rings_id` on that label (ids
+carry their kind, `acct-`, `dev-`, `addr-`), so no constraint reaches another lesson's nodes.
 Run: `make up SERVICES=neo4j` (or `make local-up`), then `python graph/fraud_rings.py`.
 Look for: the rounds until the components settle, the rings table with their scores, and the
 members a cycle misses but a component finds.
@@ -47,10 +48,13 @@ RINGS = {
 }  # name: (groups, chargebacks in the ring)
 INVESTIGATED_RING = "dense"
 
+# A constraint covers every node with its label: on the lesson's own label, never on a shared one.
+# The first three drop what earlier versions created on the shared labels Account, Device and Address.
 SCHEMA = [
-    "CREATE CONSTRAINT fraud_rings_account_id IF NOT EXISTS FOR (a:Account) REQUIRE a.id IS UNIQUE",
-    "CREATE CONSTRAINT fraud_rings_device_id IF NOT EXISTS FOR (d:Device) REQUIRE d.id IS UNIQUE",
-    "CREATE CONSTRAINT fraud_rings_address_id IF NOT EXISTS FOR (x:Address) REQUIRE x.id IS UNIQUE",
+    "DROP CONSTRAINT fraud_rings_account_id IF EXISTS",
+    "DROP CONSTRAINT fraud_rings_device_id IF EXISTS",
+    "DROP CONSTRAINT fraud_rings_address_id IF EXISTS",
+    "CREATE CONSTRAINT fraud_rings_id IF NOT EXISTS FOR (n:FraudRings) REQUIRE n.id IS UNIQUE",
 ]
 DELETE_SOME = "MATCH (n:FraudRings) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
 LOAD_ACCOUNTS = """

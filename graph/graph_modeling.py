@@ -9,7 +9,8 @@ shows each modeling choice with a query that depends on it: a category as a node
 tree) rather than a property, FOLLOWS as a directed relationship read both ways, and a Purchase
 node between a person and the products, rather than a BOUGHT relationship with a date on it.
 
-Engine: Neo4j (NEO4J_URL), nodes labelled `GraphModeling`; constraints named `graph_modeling_*`.
+Engine: Neo4j (NEO4J_URL), nodes labelled `GraphModeling`; constraints named `graph_modeling_*`, on that
+label: a constraint covers every node with its label, so one on Person would reach other lessons' people.
 Run: `make up SERVICES=neo4j` (or `make local-up`), then `python graph/graph_modeling.py`.
 Look for: the same counts from both loads with far fewer queries in batches, "created 0 nodes,
 0 relationships" on the reload, and the orders a BOUGHT relationship could not tell apart.
@@ -35,7 +36,7 @@ FOLLOW_BACK = 0.3  # how often a followed person follows back
 SAME_DAY_ORDERS = 3  # people who place two separate orders on one day
 BATCH_SIZE = 50
 DELETE_BATCH = 1_000
-EMAIL_DOMAIN = "graph-modeling.example"  # keys are unique in the whole database, across lessons
+EMAIL_DOMAIN = "graph-modeling.example"
 FIRST_NAMES = ["Ana", "Bruno", "Chen", "Dara", "Emil", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kemi", "Lars"]
 LAST_NAMES = ["Silva", "Novak", "Okafor", "Berg", "Tanaka", "Moreau", "Costa", "Weber", "Ruiz", "Park"]
 # The category tree: top-level categories and their subcategories, where products are filed.
@@ -48,24 +49,35 @@ VARIANTS = ["Basic", "Pro"]
 FIRST_DAY = datetime.date(2024, 1, 1)
 SHOWN_PERSON = 0  # whose follows are shown
 
-# The uniqueness constraints that MERGE relies on, and one index for a lookup by date.
-# (label, property, kind, statement): labels and names are written literally, never formatted.
+# The uniqueness constraints that MERGE relies on, and one index for a lookup by date. A constraint
+# covers every node with its label, so these are on the lesson's own label, each on a key only one
+# kind has (a person's display name is `full_name`, a product's `title`, so `name` is a category's).
+# In an application of your own, put them on Person, Product, Category and Purchase.
+# (nodes, property, kind, statement): labels and names are written literally, never formatted.
 SCHEMA = [
     ("Person", "email", "UNIQUENESS",
-     "CREATE CONSTRAINT graph_modeling_person_email IF NOT EXISTS FOR (p:Person) REQUIRE p.email IS UNIQUE"),
+     "CREATE CONSTRAINT graph_modeling_email IF NOT EXISTS FOR (p:GraphModeling) REQUIRE p.email IS UNIQUE"),
     ("Product", "sku", "UNIQUENESS",
-     "CREATE CONSTRAINT graph_modeling_product_sku IF NOT EXISTS FOR (p:Product) REQUIRE p.sku IS UNIQUE"),
+     "CREATE CONSTRAINT graph_modeling_sku IF NOT EXISTS FOR (p:GraphModeling) REQUIRE p.sku IS UNIQUE"),
     ("Category", "name", "UNIQUENESS",
-     "CREATE CONSTRAINT graph_modeling_category_name IF NOT EXISTS FOR (c:Category) REQUIRE c.name IS UNIQUE"),
+     "CREATE CONSTRAINT graph_modeling_name IF NOT EXISTS FOR (c:GraphModeling) REQUIRE c.name IS UNIQUE"),
     ("Purchase", "id", "UNIQUENESS",
-     "CREATE CONSTRAINT graph_modeling_purchase_id IF NOT EXISTS FOR (o:Purchase) REQUIRE o.id IS UNIQUE"),
+     "CREATE CONSTRAINT graph_modeling_id IF NOT EXISTS FOR (o:GraphModeling) REQUIRE o.id IS UNIQUE"),
     ("Purchase", "date", "RANGE",
-     "CREATE INDEX graph_modeling_purchase_date IF NOT EXISTS FOR (o:Purchase) ON (o.date)"),
+     "CREATE INDEX graph_modeling_date IF NOT EXISTS FOR (o:GraphModeling) ON (o.date)"),
 ]  # fmt: skip
+# What earlier versions created on the shared labels Person, Product, Category and Purchase.
+DROP_OLD_SCHEMA = [
+    "DROP CONSTRAINT graph_modeling_person_email IF EXISTS",
+    "DROP CONSTRAINT graph_modeling_product_sku IF EXISTS",
+    "DROP CONSTRAINT graph_modeling_category_name IF EXISTS",
+    "DROP CONSTRAINT graph_modeling_purchase_id IF EXISTS",
+    "DROP INDEX graph_modeling_purchase_date IF EXISTS",
+]
 SCHEMA_IN_PLACE = """
 SHOW INDEXES YIELD labelsOrTypes, properties, type, owningConstraint, state
-WHERE labelsOrTypes[0] IN $labels
-RETURN labelsOrTypes[0] AS label, properties[0] AS property,
+WHERE labelsOrTypes = ['GraphModeling']
+RETURN properties[0] AS property,
        CASE WHEN owningConstraint IS NULL THEN type ELSE 'UNIQUENESS' END AS kind, state
 """
 
@@ -82,7 +94,7 @@ MERGE (c)-[:SUBCATEGORY_OF]->(parent)
 LOAD_PRODUCTS = """
 UNWIND $rows AS row
 MERGE (p:GraphModeling:Product {sku: row.sku})
-SET p.name = row.name, p.price = row.price
+SET p.title = row.name, p.price = row.price
 WITH p, row
 MATCH (c:GraphModeling:Category {name: row.category})
 MERGE (p)-[:IN_CATEGORY]->(c)
@@ -90,7 +102,7 @@ MERGE (p)-[:IN_CATEGORY]->(c)
 LOAD_PEOPLE = """
 UNWIND $rows AS row
 MERGE (p:GraphModeling:Person {email: row.email})
-SET p.name = row.name, p.joined = date(row.joined)
+SET p.full_name = row.name, p.joined = date(row.joined)
 """
 LOAD_FOLLOWS = """
 UNWIND $rows AS row
@@ -128,7 +140,7 @@ RETURN count(DISTINCT p) AS products, collect(DISTINCT c.name) AS categories
 """
 FOLLOWS_OF = """
 MATCH (me:GraphModeling:Person {email: $email})
-RETURN me.name AS name,
+RETURN me.full_name AS name,
        COUNT { (me)-[:FOLLOWS]->() } AS following,
        COUNT { (me)<-[:FOLLOWS]-() } AS followers,
        COUNT { (me)-[:FOLLOWS]->(other)-[:FOLLOWS]->(me) } AS mutual
@@ -145,7 +157,7 @@ RETURN count(o) AS orders, count(DISTINCT [p.email, o.date]) AS person_days
 BOUGHT_TOGETHER = """
 MATCH (a:GraphModeling:Product)<-[:CONTAINS]-(o:Purchase)-[:CONTAINS]->(b:Product)
 WHERE a.sku < b.sku
-RETURN a.name AS first, b.name AS second, count(o) AS orders
+RETURN a.title AS first, b.title AS second, count(o) AS orders
 ORDER BY orders DESC, first, second
 LIMIT 3
 """
@@ -284,14 +296,12 @@ def reset(driver: Driver) -> None:
 def create_schema(driver: Driver) -> list[tuple[str, str, str]]:
     """Constraints before data: MERGE finds an existing node through the constraint's index (without
     it, every MERGE scans the label), and two loads running at once cannot both create a node."""
-    for *_, statement in SCHEMA:
+    for statement in [*DROP_OLD_SCHEMA, *(statement for *_, statement in SCHEMA)]:
         driver.execute_query(statement, database_=DATABASE)
     driver.execute_query("CALL db.awaitIndexes(60)", database_=DATABASE)
-    records = driver.execute_query(
-        SCHEMA_IN_PLACE, labels=sorted({label for label, *_ in SCHEMA}), database_=DATABASE
-    ).records
-    in_place = {(r["label"], r["property"], r["kind"]) for r in records if r["state"] == "ONLINE"}
-    return [(label, prop, kind) for label, prop, kind, _ in SCHEMA if (label, prop, kind) in in_place]
+    records = driver.execute_query(SCHEMA_IN_PLACE, database_=DATABASE).records
+    in_place = {(r["property"], r["kind"]) for r in records if r["state"] == "ONLINE"}
+    return [(nodes, prop, kind) for nodes, prop, kind, _ in SCHEMA if (prop, kind) in in_place]
 
 
 def load(driver: Driver, records: dict[str, list[dict]], batch_size: int) -> LoadRun:
@@ -356,7 +366,7 @@ def run(driver: Driver) -> ModelingResult:
     console.step("Constraints and indexes first")
     console.say("MERGE looks its key up: a uniqueness constraint gives it an index and forbids duplicates.")
     schema = create_schema(driver)
-    console.table(["label", "property", "kind"], schema)
+    console.table(["for nodes", "property (on label GraphModeling)", "kind"], schema)
 
     console.step("Load one row per query")
     console.say("The same MERGE statements as the batched load, each sent with a list of one row.")

@@ -10,7 +10,8 @@ carry every walk and grow tenfold per hop. In Cypher it is a variable-length pat
 DISTINCT people, which Neo4j runs as a breadth-first expansion that never visits a person twice.
 
 Engine: PostgreSQL (POSTGRES_URL), schema `graph_vs_relational`; Neo4j (NEO4J_URL), nodes labelled
-`GraphVsRelational`, constraint `graph_vs_relational_person_id`.
+`GraphVsRelational`, constraint `graph_vs_relational_id` (on that label: a constraint covers every
+node with its label, so one on Person would reach other lessons' people).
 Run: `make up SERVICES="postgres neo4j"` (or `make local-up`), then `python graph/graph_vs_relational.py`.
 Look for: "same people at every depth: yes", the CTE rows against the walks UNION ALL would keep,
 and the SQL and Cypher milliseconds side by side as the depth grows.
@@ -88,8 +89,15 @@ SELECT min(depth) FROM reach WHERE id = %(dst)s
 """
 
 CONSTRAINT = (
-    "CREATE CONSTRAINT graph_vs_relational_person_id IF NOT EXISTS FOR (p:Person) REQUIRE p.id IS UNIQUE"
+    "CREATE CONSTRAINT graph_vs_relational_id IF NOT EXISTS FOR (p:GraphVsRelational) REQUIRE p.id IS UNIQUE"
 )
+# Earlier versions put the constraint on the shared label Person, where it constrained other lessons too.
+DROP_OLD_CONSTRAINT = "DROP CONSTRAINT graph_vs_relational_person_id IF EXISTS"
+SQL_COUNTS = "SELECT (SELECT count(*) FROM person), (SELECT count(*) FROM follows)"
+CYPHER_COUNTS = """
+MATCH (p:GraphVsRelational)
+RETURN count(p) AS people, sum(COUNT { (p)-[:FOLLOWS]->(:GraphVsRelational) }) AS follows
+"""
 DELETE_SOME = "MATCH (n:GraphVsRelational) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
 LOAD_PEOPLE = "UNWIND $rows AS row CREATE (:GraphVsRelational:Person {id: row[0], name: row[1]})"
 # The edge list grouped by follower: one lookup of the follower for all of their follows.
@@ -135,8 +143,8 @@ class Depth:
 
 @dataclass
 class GraphVsRelationalResult:
-    people: int
-    edges: int
+    sql_counts: tuple[int, int]  # people, follows: counted in each engine after the load
+    neo4j_counts: tuple[int, int]
     depths: list[Depth]
     sql_by_hops: dict[int, set[int]]  # people exactly N hops away, by SQL
     cypher_by_hops: dict[int, set[int]]  # the same from Cypher: within N minus within N-1
@@ -186,6 +194,7 @@ def load_postgres(conn: psycopg.Connection, people: list, edges: list) -> None:
 def load_neo4j(driver: Driver, people: list, edges: list) -> None:
     while driver.execute_query(DELETE_SOME, limit=BATCH_SIZE, database_=DATABASE).records[0]["deleted"]:
         pass
+    driver.execute_query(DROP_OLD_CONSTRAINT, database_=DATABASE)
     driver.execute_query(CONSTRAINT, database_=DATABASE)
     driver.execute_query("CALL db.awaitIndexes(60)", database_=DATABASE)
     driver.execute_query(LOAD_PEOPLE, rows=[list(p) for p in people], database_=DATABASE)
@@ -195,6 +204,15 @@ def load_neo4j(driver: Driver, people: list, edges: list) -> None:
     rows = [{"src": src, "follows": dsts} for src, dsts in follows.items()]
     for start in range(0, len(rows), FOLLOWERS_PER_BATCH):
         driver.execute_query(LOAD_FOLLOWS, rows=rows[start : start + FOLLOWERS_PER_BATCH], database_=DATABASE)
+
+
+def count_both(conn: psycopg.Connection, driver: Driver) -> tuple[tuple[int, int], tuple[int, int]]:
+    with conn.cursor() as cur:
+        cur.execute(SQL_COUNTS)
+        in_sql = tuple(cur.fetchone())
+    conn.rollback()
+    record = driver.execute_query(CYPHER_COUNTS, database_=DATABASE).records[0]
+    return in_sql, (record["people"], record["follows"])
 
 
 def sql_within(conn: psycopg.Connection, depth: int) -> dict[int, int]:
@@ -252,7 +270,11 @@ def run(conn: psycopg.Connection, driver: Driver) -> GraphVsRelationalResult:
     people, edges = generate()
     load_postgres(conn, people, edges)
     load_neo4j(driver, people, edges)
-    console.say(f"{len(people):,} people, {len(edges):,} follows: a table with indexes, and relationships")
+    in_sql, in_neo4j = count_both(conn, driver)
+    console.table(
+        ["counted in", "people", "follows"],
+        [("PostgreSQL: tables with indexes", *in_sql), ("Neo4j: nodes and relationships", *in_neo4j)],
+    )
 
     console.step(f"Everyone within N hops of person {START}, N = 1..{DEPTHS[-1]}")
     console.say("SQL joins the edge table once per hop; Cypher expands relationships from the start node.")
@@ -284,7 +306,7 @@ def run(conn: psycopg.Connection, driver: Driver) -> GraphVsRelationalResult:
         "while shortestPath stops when the two searches meet"
     )
 
-    return GraphVsRelationalResult(len(people), len(edges), depths, sql_by_hops, cypher_by_hops, shortest)
+    return GraphVsRelationalResult(in_sql, in_neo4j, depths, sql_by_hops, cypher_by_hops, shortest)
 
 
 def main() -> int:
@@ -294,7 +316,7 @@ def main() -> int:
         GraphDatabase.driver(neo4j_url(), auth=neo4j_auth(), connection_timeout=CONNECT_TIMEOUT_S) as driver,
     ):
         result = run(conn, driver)
-    return 0 if result.same_answers else 1
+    return 0 if result.same_answers and result.sql_counts == result.neo4j_counts else 1
 
 
 if __name__ == "__main__":

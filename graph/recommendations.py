@@ -8,7 +8,9 @@ not. Content-based: products in the categories this person buys from most, weigh
 Every ranking breaks ties by name in ORDER BY, so the top N is the same on every run, and each
 list is checked against the same computation in Python.
 
-Engine: Neo4j (NEO4J_URL), nodes labelled `Recommendations`; constraints `recommendations_*`.
+Engine: Neo4j (NEO4J_URL), nodes labelled `Recommendations`; constraints and an index `recommendations_*`,
+all on that label: a constraint covers every node with its label, so one on Person would reach other
+lessons' people.
 Run: `make up SERVICES=neo4j` (or `make local-up`), then `python graph/recommendations.py`.
 Look for: the similarity table (shared / union = Jaccard) and how the three lists differ.
 """
@@ -32,8 +34,7 @@ FAVOURITE_SHARE = 0.75  # of a person's purchases, the share from their one or t
 TOP_N = 5
 NEIGHBOURS = 10  # the most similar people whose purchases are recommended
 SHOWN_PERSON = 0
-EMAIL_DOMAIN = "recommendations.example"  # keys are unique in the whole database, across lessons
-# Category names are unique in the whole database too (graph_modeling keeps its own set).
+EMAIL_DOMAIN = "recommendations.example"
 CATEGORIES = {
     "Board games": ["chess set", "card game", "puzzle", "dice set"],
     "Camping": ["tent", "stove", "lantern", "sleeping bag"],
@@ -51,10 +52,16 @@ FIRST_NAMES = ["Aiko", "Bela", "Cyra", "Dina", "Enzo", "Femi", "Gil", "Hugo", "I
 LAST_NAMES = ["Abe", "Bauer", "Chu", "Diaz", "Eriksen", "Fox", "Gray", "Hale", "Ito", "Jovic", "Khan", "Lund",
               "Marx", "Nagy", "Orr", "Pike"]  # fmt: skip
 
+# On the lesson's own label: only people have an email and only products a sku. Names are not unique
+# across kinds (a person's, a product's), so category names get a plain index. The drops remove what
+# earlier versions created on the shared labels Person, Product and Category.
 SCHEMA = [
-    "CREATE CONSTRAINT recommendations_person_email IF NOT EXISTS FOR (p:Person) REQUIRE p.email IS UNIQUE",
-    "CREATE CONSTRAINT recommendations_product_sku IF NOT EXISTS FOR (p:Product) REQUIRE p.sku IS UNIQUE",
-    "CREATE CONSTRAINT recommendations_category_name IF NOT EXISTS FOR (c:Category) REQUIRE c.name IS UNIQUE",
+    "DROP CONSTRAINT recommendations_person_email IF EXISTS",
+    "DROP CONSTRAINT recommendations_product_sku IF EXISTS",
+    "DROP CONSTRAINT recommendations_category_name IF EXISTS",
+    "CREATE CONSTRAINT recommendations_email IF NOT EXISTS FOR (p:Recommendations) REQUIRE p.email IS UNIQUE",
+    "CREATE CONSTRAINT recommendations_sku IF NOT EXISTS FOR (p:Recommendations) REQUIRE p.sku IS UNIQUE",
+    "CREATE INDEX recommendations_name IF NOT EXISTS FOR (n:Recommendations) ON (n.name)",
 ]
 DELETE_SOME = "MATCH (n:Recommendations) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
 LOAD_CATEGORIES = "UNWIND $rows AS name CREATE (:Recommendations:Category {name: name})"

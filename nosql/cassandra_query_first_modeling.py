@@ -138,6 +138,11 @@ ROWS_PER_DAY_PARTITION = (
     "SELECT sensor_id, day, COUNT(*) AS n FROM readings_by_sensor_day GROUP BY sensor_id, day"
 )
 ROWS_PER_SENSOR_PARTITION = "SELECT sensor_id, COUNT(*) AS n FROM readings_by_sensor GROUP BY sensor_id"
+COUNT_ROWS = {
+    "messages_by_conversation": "SELECT COUNT(*) FROM messages_by_conversation",
+    "conversations_by_user": "SELECT COUNT(*) FROM conversations_by_user",
+    "readings_by_sensor_day": "SELECT COUNT(*) FROM readings_by_sensor_day",
+}
 READ_LIVE_ROWS = re.compile(r"Read (\d+) live rows")
 
 
@@ -306,8 +311,10 @@ def load(session: Session, stmts: dict[str, PreparedStatement], data: Data) -> L
     """Messages and inbox rows one INSERT each, concurrently; readings in batches of one partition each."""
     inbox = inbox_rows(data)
     with timer() as rows_took:
-        execute_concurrent_with_args(session, stmts["insert_message"], data.messages, concurrency=64)
-        execute_concurrent_with_args(session, stmts["insert_inbox"], inbox, concurrency=64)
+        acknowledged = execute_concurrent_with_args(
+            session, stmts["insert_message"], data.messages, concurrency=64
+        )
+        acknowledged += execute_concurrent_with_args(session, stmts["insert_inbox"], inbox, concurrency=64)
     by_day = [stmts["insert_day"].bind(row) for row in data.readings]
     by_sensor = [stmts["insert_sensor"].bind((s, ts, t, h)) for s, _, ts, t, h in data.readings]
     batches = []
@@ -319,12 +326,13 @@ def load(session: Session, stmts: dict[str, PreparedStatement], data: Data) -> L
                 batch.add(statement)
             batches.append((batch, ()))
     with timer() as readings_took:
-        execute_concurrent(session, batches, concurrency=16, raise_on_first_error=True)
+        applied = execute_concurrent(session, batches, concurrency=16, raise_on_first_error=True)
+    # What the server acknowledged: one (success, result) per statement, and the rows of each batch applied.
     return Loaded(
-        len(data.messages) + len(inbox),
+        sum(success for success, _ in acknowledged),
         rows_took.seconds,
-        2 * len(data.readings),
-        len(batches),
+        sum(len(batch) for (batch, _), (success, _) in zip(batches, applied, strict=True) if success),
+        sum(success for success, _ in applied),
         readings_took.seconds,
     )
 
@@ -346,15 +354,25 @@ def answer_queries(session: Session, stmts: dict[str, PreparedStatement], data: 
     )
     day_rows = list(session.execute(stmts["q3"], (1, FIRST_DAY)))
     console.say(f"Q3: sensor 1 on {FIRST_DAY}: {len(day_rows):,} readings, from one partition, in ts order")
-    return QueryFacts(
+    facts = QueryFacts(
         q1_newest_first=[m.sent_at for m in newest] == sorted((m.sent_at for m in newest), reverse=True),
         q2_by_last_activity=[r.last_activity for r in inbox]
         == sorted((r.last_activity for r in inbox), reverse=True),
         q3_rows=len(day_rows),
-        messages=len(data.messages),
-        inbox_rows=2 * len(data.conversations),
-        readings_per_table=len(data.readings),
+        messages=count_rows(session, "messages_by_conversation"),
+        inbox_rows=count_rows(session, "conversations_by_user"),
+        readings_per_table=count_rows(session, "readings_by_sensor_day"),
     )
+    console.say(
+        f"rows counted in each table: {facts.messages:,} messages, {facts.inbox_rows:,} inbox rows (one per "
+        f"participant), {facts.readings_per_table:,} readings in each readings table"
+    )
+    return facts
+
+
+def count_rows(session: Session, table: str) -> int:
+    """SELECT COUNT(*) over the whole table: fine for a few thousand rows, a full scan on a real cluster."""
+    return session.execute(COUNT_ROWS[table], timeout=DDL_TIMEOUT_S).one().count
 
 
 def send_message(session: Session, stmts: dict[str, PreparedStatement], data: Data) -> BatchFacts:
@@ -366,13 +384,19 @@ def send_message(session: Session, stmts: dict[str, PreparedStatement], data: Da
     sent_at = data.messages[-1][1] + timedelta(minutes=1)
     message = (conversation_id, sent_at, N_MESSAGES + 1, user, "a new message")
 
-    batch = BatchStatement(batch_type=BatchType.LOGGED)
-    batch.add(stmts["insert_message"], message)
+    statements = [stmts["insert_message"].bind(message)]
     for owner, peer in ((user, other), (other, user)):
         # Clustering columns cannot be updated: the old inbox row is deleted and a new one inserted.
-        batch.add(stmts["delete_inbox"], (owner, oldest.last_activity, conversation_id))
-        batch.add(stmts["insert_inbox"], (owner, sent_at, conversation_id, peer, message[4]))
+        statements.append(stmts["delete_inbox"].bind((owner, oldest.last_activity, conversation_id)))
+        statements.append(stmts["insert_inbox"].bind((owner, sent_at, conversation_id, peer, message[4])))
+    batch = BatchStatement(batch_type=BatchType.LOGGED)
+    for statement in statements:
+        batch.add(statement)
     session.execute(batch)
+    # Read off the statements sent: each knows its table and the partition key the driver routes by.
+    tables = {statement.prepared_statement.column_metadata[0].table_name for statement in statements}
+    partitions = {(statement.prepared_statement.column_metadata[0].table_name, statement.routing_key)
+                  for statement in statements}  # fmt: skip
 
     after_user = [row.conversation_id for row in session.execute(stmts["q2"], (user,))]
     after_other = [row.conversation_id for row in session.execute(stmts["q2"], (other,))]
@@ -380,8 +404,8 @@ def send_message(session: Session, stmts: dict[str, PreparedStatement], data: Da
     facts = BatchFacts(
         batch_type=batch.batch_type.name,
         statements=len(batch),
-        tables=2,
-        partitions=3,  # the conversation, and the inbox of each participant
+        tables=len(tables),
+        partitions=len(partitions),  # the conversation, and the inbox of each participant
         position_before=len(inbox) - 1,
         position_after_user=after_user.index(conversation_id),
         position_after_other=after_other.index(conversation_id),

@@ -80,7 +80,7 @@ class MonthlyReport:
     month: str
     before: dict  # the month's report document before the late orders
     after: dict
-    same_id: bool  # the report document was updated in place, not replaced by a new one
+    rewritten_months: list[str]  # report documents the second $merge wrote (their `refresh` is 2)
     other_months_unchanged: bool
     equals_fresh_group: bool
 
@@ -291,7 +291,7 @@ def computed_pattern(db: Database, data: Orders) -> ComputedPattern:
 
 
 # --- a report materialized with $merge ------------------------------------------------------------------
-def report_pipeline(match: dict) -> list[dict]:
+def report_pipeline(match: dict, refresh: int) -> list[dict]:
     return [
         {"$match": {"status": {"$in": REVENUE_STATUSES}, **match}},
         {
@@ -302,7 +302,14 @@ def report_pipeline(match: dict) -> list[dict]:
                 "customer_ids": {"$addToSet": "$customer_id"},
             }
         },
-        {"$project": {"orders": 1, "revenue_cents": 1, "customers": {"$size": "$customer_ids"}}},
+        {
+            "$project": {
+                "orders": 1,
+                "revenue_cents": 1,
+                "customers": {"$size": "$customer_ids"},
+                "refresh": {"$literal": refresh},  # which run wrote the document
+            }
+        },
     ]
 
 
@@ -314,15 +321,15 @@ def month_range(month: int) -> dict:
 
 
 def monthly_report(db: Database, data: Orders) -> MonthlyReport:
-    db.orders.aggregate([*report_pipeline({}), MERGE_REPORT])
+    db.orders.aggregate([*report_pipeline({}, refresh=1), MERGE_REPORT])
     first = {d["_id"]: d for d in db[REPORT].find()}
 
     write_orders_with_totals(db, data.late_orders)
     # Only the month that changed is recomputed; $merge replaces its report document in place.
-    db.orders.aggregate([*report_pipeline(month_range(LATE_MONTH)), MERGE_REPORT])
+    db.orders.aggregate([*report_pipeline(month_range(LATE_MONTH), refresh=2), MERGE_REPORT])
     after = {d["_id"]: d for d in db[REPORT].find()}
 
-    fresh = {d["_id"]: d for d in db.orders.aggregate(report_pipeline({}))}
+    fresh = {d["_id"]: d for d in db.orders.aggregate(report_pipeline({}, refresh=0))}
     month = f"{YEAR}-{LATE_MONTH:02d}"
     return MonthlyReport(
         documents_first=len(first),
@@ -330,10 +337,14 @@ def monthly_report(db: Database, data: Orders) -> MonthlyReport:
         month=month,
         before=first[month],
         after=after[month],
-        same_id=first[month]["_id"] == after[month]["_id"],
+        rewritten_months=sorted(m for m, doc in after.items() if doc["refresh"] == 2),
         other_months_unchanged=all(after[m] == first[m] for m in first if m != month),
-        equals_fresh_group=after == fresh,
+        equals_fresh_group=_totals(after) == _totals(fresh),
     )
+
+
+def _totals(report: dict[str, dict]) -> dict[str, dict]:
+    return {month: {k: v for k, v in doc.items() if k != "refresh"} for month, doc in report.items()}
 
 
 def run(client: pymongo.MongoClient) -> AggregationResult:
@@ -407,7 +418,8 @@ def run(client: pymongo.MongoClient) -> AggregationResult:
         ],
     )  # fmt: skip
     console.say(
-        f"report documents: {report.documents_first} before, {report.documents_after_rerun} after; "
+        f"report documents: {report.documents_first} before, {report.documents_after_rerun} after, "
+        f"rewritten by the second $merge: {', '.join(report.rewritten_months)}; "
         f"other months unchanged: {report.other_months_unchanged}; "
         f"equal to a full recomputation: {report.equals_fresh_group}"
     )
@@ -422,8 +434,10 @@ def money(cents: int) -> str:
 def main() -> int:
     require(*REQUIRES)
     with pymongo.MongoClient(mongo_url(), serverSelectionTimeoutMS=CONNECT_TIMEOUT_S * 1000) as client:
-        run(client)
-    return 0
+        result = run(client)
+    report = result.report
+    refreshed = report.rewritten_months == [report.month] and report.equals_fresh_group
+    return 0 if refreshed and result.computed.totals_equal else 1
 
 
 if __name__ == "__main__":

@@ -313,8 +313,9 @@ def run(client: pymongo.MongoClient) -> BucketResult:
 def main() -> int:
     require(*REQUIRES)
     with pymongo.MongoClient(mongo_url(), serverSelectionTimeoutMS=CONNECT_TIMEOUT_S * 1000) as client:
-        run(client)
-    return 0
+        result = run(client)
+    fewer = result.summary_buckets_read < result.summary_readings_read
+    return 0 if fewer and result.same_range_answer and result.same_summary else 1
 
 
 if __name__ == "__main__":

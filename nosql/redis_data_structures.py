@@ -337,8 +337,10 @@ def main() -> int:
         redis_url(), decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S
     )
     with client:
-        run(client)
-    return 0
+        result = run(client)
+    stream = result.stream
+    recovered = stream.claimed_by == CONSUMER_A and stream.pending_after_ack == 0
+    return 0 if recovered and result.queue.left_by_crash and result.strings.short_key_expired else 1
 
 
 if __name__ == "__main__":

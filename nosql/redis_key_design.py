@@ -62,7 +62,6 @@ def key(*parts: object) -> str:
 
 @dataclass
 class NamespaceFacts:
-    users: int
     match_user_star: int  # `user:*` also matches `user:<id>:sessions`
     match_user_star_type_hash: int
     match_sessions: int
@@ -209,7 +208,6 @@ def find_by_namespace(client: redis.Redis) -> NamespaceFacts:
         # KEYS walks the whole keyspace in one call and blocks every other client meanwhile.
         listed = set(client.keys(key("user", "*")))
     return NamespaceFacts(
-        users=N_USERS,
         match_user_star=len(users_star),
         match_user_star_type_hash=len(hashes),
         match_sessions=len(sessions),
@@ -332,14 +330,23 @@ def memory_per_structure(client: redis.Redis) -> list[MemoryRow]:
 
     strings = [key("mem", "str", n) for n in range(N_ENTRIES)]
     buckets = [key("mem", "bucket", b) for b in range(N_ENTRIES // BUCKET_SIZE)]
+    # EXISTS with several keys counts those the server holds.
     return [
-        MemoryRow("string keys", len(strings), client.object("encoding", strings[0]), usage(client, strings)),
         MemoryRow(
-            "one hash", 1, client.object("encoding", key("mem", "hash")), usage(client, [key("mem", "hash")])
+            "string keys",
+            client.exists(*strings),
+            client.object("encoding", strings[0]),
+            usage(client, strings),
+        ),
+        MemoryRow(
+            "one hash",
+            client.exists(key("mem", "hash")),
+            client.object("encoding", key("mem", "hash")),
+            usage(client, [key("mem", "hash")]),
         ),
         MemoryRow(
             f"hashes of {BUCKET_SIZE}",
-            len(buckets),
+            client.exists(*buckets),
             client.object("encoding", buckets[0]),
             usage(client, buckets),
         ),
@@ -489,10 +496,11 @@ def run(client: redis.Redis, other: redis.Redis) -> KeyDesignResult:
                 client.type(key("user", 1, "sessions")),
                 "its session tokens",
             ),
-            (key("session", "<token>"), "string", f"a user id, TTL {SESSION_TTL_S} s"),
+            (key("session", "<token>"), client.type(active[0]), f"a user id, set with EX {SESSION_TTL_S}"),
         ],
     )
-    console.say(f"{N_USERS:,} users loaded with one pipeline: three keys each")
+    loaded = sum(1 for _ in client.scan_iter(match=PREFIX + "*", count=SCAN_COUNT))
+    console.say(f"{loaded:,} keys under the prefix after one pipeline for {N_USERS:,} users")
 
     console.step("Find a namespace: SCAN MATCH in small steps, not KEYS in one blocking call")
     found = find_by_namespace(client)
@@ -506,7 +514,8 @@ def run(client: redis.Redis, other: redis.Redis) -> KeyDesignResult:
         ],
     )
     console.say(
-        f"`user:*` also matches `user:<id>:sessions`: {found.match_user_star:,} keys for {N_USERS:,} users"
+        f"`user:*` also matches `user:<id>:sessions`: {found.match_user_star:,} keys for "
+        f"{found.match_user_star_type_hash:,} user records"
     )
     console.say(
         f"SCAN took {found.scan_calls} calls (COUNT {SCAN_COUNT}), the longest "
@@ -607,8 +616,9 @@ def main() -> int:
     client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
     other = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT_S)
     with client, other:
-        run(client, other)
-    return 0
+        result = run(client, other)
+    script = result.script
+    return 0 if (script.read_then_write_sold, script.lua_sold, result.watch.attempts) == (2, 1, 2) else 1
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ hit, so each strategy shows what it does: cache-aside (the application checks th
 miss, fills it) and read-through (the cache wraps the loader; the application only asks the cache);
 invalidation on write, and the stale read it prevents; write-through (the database and the cache in
 the same call) and write-behind (the cache now, the database later from a queue flushed in batches:
-the window where the database lags, then catches up); TTLs with jitter, so keys warmed together do
+the window where the database lags, then catches up; a batch leaves the queue only once its UPDATE
+has committed, so a failed flush loses nothing); TTLs with jitter, so keys warmed together do
 not all expire in the same second; a cache stampede, twenty requests missing one expensive key at
 once, without protection and with a SET NX PX lock; and Zipf-distributed reads, with the hit ratio
 and the p50/p99 latency with and without the cache.
@@ -20,6 +21,7 @@ database loads against 1 in the stampede, and the hit ratio with its p50/p99 aga
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -353,6 +355,7 @@ class WriteFacts:
     write_through_loads_on_read: int  # 0: the write filled the cache
     queued_before_flush: int
     db_rows_lagging_before_flush: int
+    queued_after_failed_flush: int  # a flush whose UPDATE failed: its batch is still queued
     flush_batches: int
     db_rows_lagging_after_flush: int
     queued_after_flush: int
@@ -375,13 +378,24 @@ def write_behind(cache: redis.Redis, product_id: int, price_cents: int, jitter: 
         pipe.execute()
 
 
-def flush(store: Store, cache: redis.Redis) -> int:
-    """Drain the queue FLUSH_BATCH writes at a time: one UPDATE per batch, the last write of a key wins."""
+def flush(write: Callable[[dict[int, int]], None], cache: redis.Redis) -> int:
+    """Drain the queue FLUSH_BATCH writes at a time: one UPDATE per batch, the last write of a key wins.
+
+    A batch is read (LRANGE), written, and only then removed (LTRIM): if the UPDATE fails, the batch
+    stays queued for the next flush. Popping it first would lose it. One flusher at a time; several
+    would each move a batch to a list of their own (LMOVE) before writing it.
+    """
     batches = 0
-    while queued := cache.lpop(key("write_queue"), FLUSH_BATCH):
-        store.set_prices(dict(json.loads(item) for item in queued))
+    while queued := cache.lrange(key("write_queue"), 0, FLUSH_BATCH - 1):
+        write(dict(json.loads(item) for item in queued))
+        cache.ltrim(key("write_queue"), len(queued), -1)
         batches += 1
     return batches
+
+
+def database_down(_prices: dict[int, int]) -> None:
+    """A write that fails, as the UPDATE does when the database is unreachable."""
+    raise ConnectionError("the database did not answer (simulated)")
 
 
 def price_updates(rng: random.Random, sizes: Sizes) -> list[tuple[int, int]]:
@@ -411,14 +425,18 @@ def writes(store: Store, cache: redis.Redis, sizes: Sizes, jitter: Jitter, compa
     final = dict(behind_updates)  # the last price written to each product
     queued = cache.llen(key("write_queue"))
     lagging = store.prices_differing(final)
+    with contextlib.suppress(ConnectionError):  # the flush fails on its first batch
+        flush(database_down, cache)
+    queued_after_failure = cache.llen(key("write_queue"))
     with timer() as flushing:
-        batches = flush(store, cache)
+        batches = flush(store.set_prices, cache)
     lagging_after = store.prices_differing(final)
     queued_after = cache.llen(key("write_queue"))
     console.table(
         ["write-behind", "queued writes", "database rows behind the cache"],
         [
             ("before the flush", queued, lagging),
+            ("after a flush whose UPDATE failed", queued_after_failure, lagging),
             (f"after {batches} batched UPDATEs", queued_after, lagging_after),
         ],
     )
@@ -439,6 +457,7 @@ def writes(store: Store, cache: redis.Redis, sizes: Sizes, jitter: Jitter, compa
         write_through_loads_on_read=loads_on_read,
         queued_before_flush=queued,
         db_rows_lagging_before_flush=lagging,
+        queued_after_failed_flush=queued_after_failure,
         flush_batches=batches,
         db_rows_lagging_after_flush=lagging_after,
         queued_after_flush=queued_after,
@@ -555,11 +574,11 @@ def concurrent_misses(store: Store, cache: redis.Redis, locked: bool) -> tuple[i
 
 
 def stampede(store: Store, cache: redis.Redis, comparisons: list) -> StampedeFacts:
-    loads_without, _, answers_without, without_s = concurrent_misses(store, cache, locked=False)
+    loads_without, waited_without, answers_without, without_s = concurrent_misses(store, cache, locked=False)
     loads_with, waited, answers_with, with_s = concurrent_misses(store, cache, locked=True)
     console.table(
         ["requests", "database loads", "waited for the lock", "all answered in"],
-        [("no protection", loads_without, 0, console.seconds(without_s)),
+        [("no protection", loads_without, waited_without, console.seconds(without_s)),
          ("SET NX PX lock", loads_with, waited, console.seconds(with_s))],
     )  # fmt: skip
     comparisons.append(
@@ -569,7 +588,7 @@ def stampede(store: Store, cache: redis.Redis, comparisons: list) -> StampedeFac
     console.compare(f"{loads_without} loads", without_s, f"{loads_with} load", with_s)
     first = answers_with[0]
     return StampedeFacts(
-        requests=THREADS,
+        requests=min(len(answers_without), len(answers_with)),  # answers that came back
         loads_with_lock=loads_with,
         same_answer=all(answer == first for answer in answers_without + answers_with),
         loads_without_lock=loads_without,
@@ -765,7 +784,11 @@ def main() -> int:
     ):
         pool.wait()
         result = run(pool, cache, scale=scale())
-    return 0 if result.stampede.loads_with_lock == 1 and result.zipf.same_answers else 1
+    writes = result.writes
+    behind_caught_up = writes.queued_after_failed_flush == writes.queued_before_flush and (
+        writes.db_rows_lagging_after_flush == writes.queued_after_flush == 0
+    )
+    return 0 if result.stampede.loads_with_lock == 1 and result.zipf.same_answers and behind_caught_up else 1
 
 
 if __name__ == "__main__":

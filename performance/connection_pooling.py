@@ -6,19 +6,26 @@ requests four ways: a new connection per request, a psycopg_pool.ConnectionPool 
 at most), a new connection per request to PgBouncer in transaction mode, and one long-lived
 connection per worker to PgBouncer. Each request also reports the server process that answered
 it (pg_backend_pid() and its start time), so connection reuse is counted, not assumed: a process
-per request without a pool, at most the pool's size with one. Then the server's limit: connections
-opened directly until PostgreSQL refuses one ("sorry, too many clients already"), counted against
-max_connections and superuser_reserved_connections, and closed; and more clients than
-max_connections, all connected to PgBouncer at once, each served by one of its pooled server
-connections.
+per request without a pool, at most the pool's size with one, and through PgBouncer only the
+server connections its admin console lists (SHOW SERVERS). Then a limit: the lesson's own role,
+with a CONNECTION LIMIT of 5, opens connections until PostgreSQL refuses one ("too many
+connections for role"); the same refusal at max_connections would turn away every other client of
+a shared server, so the lesson never goes there. Last, more clients than max_connections, all
+connected to PgBouncer at once, each served by one of its pooled server connections.
+
+Prepared statements through PgBouncer in transaction mode: PgBouncer before 1.21 (Debian's 1.18,
+the local stand-in) does not keep them across transactions, so psycopg must not prepare
+(prepare_threshold=None). 1.21 and later keep them when max_prepared_statements > 0 (its default is
+0 until 1.24, 200 since); compose pins 1.23, so there it takes MAX_PREPARED_STATEMENTS in the
+service's environment. The lesson reads SHOW VERSION and SHOW CONFIG on the admin console and lets
+psycopg prepare only where PgBouncer says it can.
 
 Engine: PostgreSQL (POSTGRES_URL) behind PgBouncer in transaction mode (PGBOUNCER_URL), schema
-`connection_pooling`. PgBouncer in transaction mode cannot keep a prepared statement across
-transactions, so psycopg connects to it with prepare_threshold=None.
+`connection_pooling` and role `connection_pooling_app` (created by the lesson; needs CREATEROLE).
 Run: `make up SERVICES="postgres pgbouncer"` (or `make local-up`), then
 `python performance/connection_pooling.py`.
 Look for: the server processes each variant used (one per request, then at most 8 or 20), the
-requests per second, the refused connection at max_connections, and every PgBouncer client served.
+requests per second, the role's refused connections, and every PgBouncer client served.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from common import console
@@ -41,8 +49,10 @@ from common.timing import Comparison, timer
 REQUIRES = ("postgres", "pgbouncer")
 SCHEMA = "connection_pooling"
 APP = "connection_pooling"  # application_name of every connection the lesson opens
-FLOOD_APP = "connection_pooling_flood"  # ...but the direct flood's, so they can be counted apart
-OWN_CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+ROLE = "connection_pooling_app"  # the lesson's own role: its connection limit touches no one else
+ROLE_PASSWORD = "connection_pooling"  # a lesson role on a lesson server
+ROLE_LIMIT = 5  # a parameter: the CONNECTION LIMIT the lesson gives its role
+ROLE_CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
 SEED = 11
 WORKERS = 16
 FULL_ACCOUNTS, MIN_ACCOUNTS = 100_000, 10_000
@@ -51,16 +61,14 @@ FULL_ACCOUNTS, MIN_ACCOUNTS = 100_000, 10_000
 FULL_CONNECTING_REQUESTS, MIN_CONNECTING_REQUESTS = 8, 3
 FULL_REUSING_REQUESTS, MIN_REUSING_REQUESTS = 60, 10
 POOL_MIN, POOL_MAX = 4, 8
-PGBOUNCER_POOL_SIZE = 20  # default_pool_size of the PgBouncer this project runs (compose and local)
 FULL_BEYOND_LIMIT, MIN_BEYOND_LIMIT = 50, 10  # PgBouncer clients beyond the server's max_connections
-EXTRA_ATTEMPTS = 8  # direct connections tried after the server should be full
-OPENERS = 8  # threads that open the flood's connections
+EXTRA_ATTEMPTS = 3  # connections the role tries once it holds its limit
+OPENERS = 8  # threads that open the PgBouncer flood's connections
 FLOOD_QUERY_S = 0.01  # each PgBouncer client holds a server connection this long
-# Forking two hundred server processes on a busy machine can take seconds; a refusal is immediate.
+# Forking many server processes on a busy machine can take seconds; a refusal is immediate.
 WORK_CONNECT_TIMEOUT_S = 30
 SETTLE_TIMEOUT_S = 15
-REFUSED = "too many clients already"
-RESERVED = "reserved"  # the message when the slots left are reserved for superusers
+REFUSED = "too many connections for role"
 
 ACCOUNTS = """
 CREATE TABLE accounts (id integer PRIMARY KEY, owner text NOT NULL, balance_cents bigint NOT NULL)
@@ -83,14 +91,10 @@ SELECT s.pid, s.backend_start, pg_sleep(%s)
 FROM pg_stat_activity AS s WHERE s.pid = pg_backend_pid()
 """
 CLIENT_BACKENDS = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-LIMITS = """
-SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int,
-       coalesce(current_setting('reserved_connections', true)::int, 0),
-       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-"""
+MAX_CONNECTIONS = "SELECT current_setting('max_connections')::int"
 
 Backend = tuple[int, datetime]  # (pid, backend_start): one server process
-Worker = Callable[[list[int]], list[Backend]]
+Worker = Callable[[list[int]], tuple[list[Backend], int]]  # answers, connections it opened
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,12 @@ class Throughput:
 
     variant: str
     requests: int
-    client_connections: int = field(compare=False)  # connections the client opened
+    client_connections: int = field(compare=False)  # connections the client opened, counted as opened
     server_backends: int = field(compare=False)  # distinct server processes that answered
     seconds: float = field(compare=False)
+    # Through PgBouncer: answering processes that are not among its server connections (SHOW
+    # SERVERS), None where its admin console is closed to this user.
+    outside_pgbouncer: int | None = field(default=None, compare=False)
 
     @property
     def per_second(self) -> float:
@@ -130,31 +137,30 @@ class Throughput:
 
 
 @dataclass
-class Limits:
-    max_connections: int
-    superuser_reserved: int
-    reserved: int  # reserved_connections (PostgreSQL 16+), 0 before
-    superuser: bool
+class PgBouncerFacts:
+    """What PgBouncer's admin console says; None where it is closed to this user."""
+
+    version: str | None
+    default_pool_size: int | None
+    max_prepared_statements: int | None  # None also before 1.21, which has no such setting
 
     @property
-    def held_back_from_this_user(self) -> int:
-        return 0 if self.superuser else self.superuser_reserved + self.reserved
+    def keeps_prepared_statements(self) -> bool:
+        return bool(self.max_prepared_statements)
 
 
 @dataclass
-class DirectFlood:
-    """Connections opened straight to PostgreSQL until it refused."""
+class RoleLimit:
+    """Connections opened as the lesson's role until PostgreSQL refused."""
 
-    attempts: int = field(compare=False)
-    opened: int = field(compare=False)
-    refused: int = field(compare=False)
-    refusal: str  # the kind of message the server sent: REFUSED or RESERVED
-    in_use_before: int = field(compare=False)  # client connections already there
-    in_use_at_refusal: int = field(compare=False)  # client connections once it refused
-    in_use_after: int = field(compare=False)  # after the flood was closed (other clients may come and go)
-    flood_left_open: int  # the flood's own connections still on the server after closing: 0
-    message: str = field(compare=False)
-    seconds: float = field(compare=False)  # to open the flood's connections
+    connection_limit: int  # pg_roles.rolconnlimit, as the server stored it
+    attempts: int
+    opened: int
+    refused: int
+    message: str  # the server's words for the refusal
+    sqlstate: str | None  # what psycopg reports for a refused connection: None, only the message
+    in_use_at_refusal: int  # the role's connections on the server once it refused
+    left_open: int  # the role's connections still on the server after closing: 0
 
 
 @dataclass
@@ -176,8 +182,9 @@ class ConnectionPoolingResult:
     bouncer_per_request: Throughput
     bouncer_per_worker: Throughput
     pool_stats: dict[str, int] = field(compare=False)
-    limits: Limits
-    direct_flood: DirectFlood
+    pgbouncer: PgBouncerFacts
+    max_connections: int
+    role_limit: RoleLimit
     bouncer_flood: PgBouncerFlood
     comparisons: list[Comparison] = field(default_factory=list, compare=False)
 
@@ -204,22 +211,23 @@ def ask(conn: psycopg.Connection, account: int) -> Backend:
     return pid, started
 
 
-def connect(url: str, through_pgbouncer: bool = False, app: str = APP) -> psycopg.Connection:
-    options = {"prepare_threshold": None} if through_pgbouncer else {}
+def connect(url: str, options: dict | None = None, app: str = APP) -> psycopg.Connection:
+    """`options`: psycopg's, e.g. prepare_threshold=None for a PgBouncer that cannot keep prepared statements."""
     return psycopg.connect(
-        url, autocommit=True, application_name=app, connect_timeout=WORK_CONNECT_TIMEOUT_S, **options
+        url, autocommit=True, application_name=app, connect_timeout=WORK_CONNECT_TIMEOUT_S, **(options or {})
     )
 
 
-def new_connection_per_request(url: str, through_pgbouncer: bool = False) -> Worker:
+def new_connection_per_request(url: str, options: dict | None = None) -> Worker:
     """connect, query, close: for every request"""
 
-    def worker(accounts: list[int]) -> list[Backend]:
-        seen = []
+    def worker(accounts: list[int]) -> tuple[list[Backend], int]:
+        seen, opened = [], 0
         for account in accounts:
-            with connect(url, through_pgbouncer) as conn:
+            with connect(url, options) as conn:
+                opened += 1
                 seen.append(ask(conn, account))
-        return seen
+        return seen, opened
 
     return worker
 
@@ -227,36 +235,71 @@ def new_connection_per_request(url: str, through_pgbouncer: bool = False) -> Wor
 def from_the_pool(pool: ConnectionPool) -> Worker:
     """borrow a connection from psycopg_pool, give it back"""
 
-    def worker(accounts: list[int]) -> list[Backend]:
+    def worker(accounts: list[int]) -> tuple[list[Backend], int]:
         seen = []
         for account in accounts:
             with pool.connection() as conn:
                 seen.append(ask(conn, account))
-        return seen
+        return seen, 0  # the pool opens them: its own statistics count them
 
     return worker
 
 
-def one_connection_per_worker(url: str, through_pgbouncer: bool = False) -> Worker:
+def one_connection_per_worker(url: str, options: dict | None = None) -> Worker:
     """each worker keeps its connection for all its requests"""
 
-    def worker(accounts: list[int]) -> list[Backend]:
-        with connect(url, through_pgbouncer) as conn:
-            return [ask(conn, account) for account in accounts]
+    def worker(accounts: list[int]) -> tuple[list[Backend], int]:
+        with connect(url, options) as conn:
+            return [ask(conn, account) for account in accounts], 1
 
     return worker
 
 
-def measure(variant: str, worker: Worker, ids: list[list[int]], client_connections: int) -> Throughput:
+def measure(variant: str, worker: Worker, ids: list[list[int]]) -> tuple[Throughput, set[int]]:
+    """The variant under WORKERS threads; also returns the pids of the processes that answered."""
     with timer() as elapsed, ThreadPoolExecutor(max_workers=WORKERS) as threads:
         answered = list(threads.map(worker, ids))
-    backends = {backend for seen in answered for backend in seen}
-    requests = sum(len(seen) for seen in answered)
-    return Throughput(variant, requests, client_connections, len(backends), elapsed.seconds)
+    backends = {backend for seen, _ in answered for backend in seen}
+    requests = sum(len(seen) for seen, _ in answered)
+    opened = sum(count for _, count in answered)
+    return Throughput(variant, requests, opened, len(backends), elapsed.seconds), {pid for pid, _ in backends}
 
 
-def read_limits(conn: psycopg.Connection) -> Limits:
-    return Limits(*conn.execute(LIMITS).fetchone())
+def admin_console(bouncer_url: str) -> psycopg.Connection | None:
+    """PgBouncer's admin console (database `pgbouncer`), if this user is in admin_users or stats_users."""
+    try:
+        return connect(make_conninfo(bouncer_url, dbname="pgbouncer"), {"prepare_threshold": None})
+    except psycopg.OperationalError:
+        return None
+
+
+def pgbouncer_facts(admin: psycopg.Connection | None) -> PgBouncerFacts:
+    if admin is None:
+        return PgBouncerFacts(None, None, None)
+    version = admin.execute("SHOW VERSION").fetchone()[0]
+    config = {row[0]: row[1] for row in admin.execute("SHOW CONFIG").fetchall()}
+    prepared = config.get("max_prepared_statements")
+    return PgBouncerFacts(
+        version, int(config["default_pool_size"]), None if prepared is None else int(prepared)
+    )
+
+
+def pgbouncer_server_pids(admin: psycopg.Connection | None) -> set[int] | None:
+    """The server processes behind PgBouncer's pooled connections (SHOW SERVERS, remote_pid)."""
+    if admin is None:
+        return None
+    cur = admin.execute("SHOW SERVERS")
+    column = [c.name for c in cur.description].index("remote_pid")
+    return {row[column] for row in cur.fetchall()}
+
+
+def through_pgbouncer(
+    variant: str, worker: Worker, ids: list[list[int]], admin: psycopg.Connection | None
+) -> Throughput:
+    measured, pids = measure(variant, worker, ids)
+    servers = pgbouncer_server_pids(admin)
+    measured.outside_pgbouncer = None if servers is None else len(pids - servers)
+    return measured
 
 
 def client_backends(conn: psycopg.Connection) -> int:
@@ -273,26 +316,41 @@ def wait_until_closed(conn: psycopg.Connection, at_most: int) -> int:
     return in_use
 
 
-def wait_until_gone(conn: psycopg.Connection, app: str) -> int:
+def role_connections(conn: psycopg.Connection) -> int:
+    return conn.execute(ROLE_CONNECTIONS, (ROLE,)).fetchone()[0]
+
+
+def wait_until_role_gone(conn: psycopg.Connection) -> int:
     """The server processes of closed connections exit a moment later: wait until none is left."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    left = conn.execute(OWN_CONNECTIONS, (app,)).fetchone()[0]
+    left = role_connections(conn)
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = conn.execute(OWN_CONNECTIONS, (app,)).fetchone()[0]
+        left = role_connections(conn)
     return left
 
 
-def open_many(
-    url: str, attempts: int, opened: list, refusals: list[str], through_pgbouncer: bool, app: str = APP
-) -> None:
-    """Open `attempts` connections from OPENERS threads; a refusal is kept, anything else raised."""
+def reset_role(conn: psycopg.Connection) -> int:
+    """The lesson's role, created once and given its limit and password on every run; returns the limit stored."""
+    options = sql.SQL("LOGIN NOSUPERUSER CONNECTION LIMIT {} PASSWORD {}").format(
+        sql.Literal(ROLE_LIMIT), sql.Literal(ROLE_PASSWORD)
+    )
+    try:
+        conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(ROLE), options))
+    except psycopg.errors.DuplicateObject:
+        conn.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(ROLE), options))
+    wait_until_role_gone(conn)  # a run that died may have left connections behind
+    return conn.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (ROLE,)).fetchone()[0]
+
+
+def open_many(url: str, attempts: int, opened: list, refusals: list[str], options: dict | None) -> None:
+    """Open `attempts` connections from OPENERS threads; anything but a refusal is raised."""
 
     def attempt(_: int) -> None:
         try:
-            opened.append(connect(url, through_pgbouncer, app))
+            opened.append(connect(url, options))
         except psycopg.OperationalError as error:
-            if REFUSED not in str(error) and RESERVED not in str(error):
+            if "too many" not in str(error):
                 raise
             refusals.append(str(error))
 
@@ -305,42 +363,38 @@ def close_all(connections: list[psycopg.Connection]) -> None:
         conn.close()
 
 
-def flood_the_server(conn: psycopg.Connection, url: str, limits: Limits) -> DirectFlood:
-    in_use_before = client_backends(conn)
-    free = limits.max_connections - limits.held_back_from_this_user - in_use_before
-    attempts = max(free, 0) + EXTRA_ATTEMPTS  # enough to fill it, and a few that must be refused
+def fill_the_role(conn: psycopg.Connection, server_url: str) -> RoleLimit:
+    """Connect as the lesson's role, one after another, past its CONNECTION LIMIT; then close them."""
+    limit = reset_role(conn)
+    url = make_conninfo(server_url, user=ROLE, password=ROLE_PASSWORD)
+    attempts = limit + EXTRA_ATTEMPTS
     opened: list[psycopg.Connection] = []
-    refusals: list[str] = []
+    refusals: list[psycopg.OperationalError] = []
     try:
-        with timer() as elapsed:
-            open_many(url, attempts, opened, refusals, through_pgbouncer=False, app=FLOOD_APP)
-        in_use_at_refusal = client_backends(opened[0]) if opened else client_backends(conn)
+        for _ in range(attempts):
+            try:
+                opened.append(connect(url))
+            except psycopg.OperationalError as error:
+                if REFUSED not in str(error):
+                    raise
+                refusals.append(error)
+        in_use = role_connections(conn)
     finally:
         close_all(opened)
-    in_use_after = wait_until_closed(conn, at_most=in_use_before)
-    flood_left_open = wait_until_gone(conn, FLOOD_APP)
-    message = refusals[0].rpartition("FATAL:")[2].strip() if refusals else ""
-    kind = REFUSED if REFUSED in message else RESERVED if RESERVED in message else ""
-    return DirectFlood(
-        attempts,
-        len(opened),
-        len(refusals),
-        kind,
-        in_use_before,
-        in_use_at_refusal,
-        in_use_after,
-        flood_left_open,
-        message,
-        elapsed.seconds,
+    first = refusals[0] if refusals else None
+    message = str(first).rpartition("FATAL:")[2].strip() if first else ""
+    sqlstate = first.sqlstate if first else None
+    return RoleLimit(
+        limit, attempts, len(opened), len(refusals), message, sqlstate, in_use, wait_until_role_gone(conn)
     )
 
 
-def flood_pgbouncer(conn: psycopg.Connection, url: str, clients: int) -> PgBouncerFlood:
+def flood_pgbouncer(conn: psycopg.Connection, url: str, clients: int, options: dict) -> PgBouncerFlood:
     opened: list[psycopg.Connection] = []
     refusals: list[str] = []
     in_use_before = client_backends(conn)
     try:
-        open_many(url, clients, opened, refusals, through_pgbouncer=True)
+        open_many(url, clients, opened, refusals, options)
 
         def request(client: psycopg.Connection) -> Backend:
             pid, started, _ = client.execute(FLOOD_REQUEST, (FLOOD_QUERY_S,)).fetchone()
@@ -384,6 +438,37 @@ def compare(name: str, baseline: Throughput, optimized: Throughput) -> Compariso
     )
 
 
+def show_pgbouncer(facts: PgBouncerFacts, options: dict) -> None:
+    if facts.version is None:
+        console.say("PgBouncer's admin console is closed to this user: its version and settings are unknown,")
+        console.say("so psycopg is told not to prepare statements (prepare_threshold=None), the safe choice.")
+        return
+    prepared = (
+        "none (the setting came in 1.21)"
+        if facts.max_prepared_statements is None
+        else str(facts.max_prepared_statements)
+    )
+    console.say(
+        f"SHOW VERSION: {facts.version}; default_pool_size = {facts.default_pool_size}; "
+        f"max_prepared_statements = {prepared}"
+    )
+    console.say(
+        "psycopg may prepare statements (prepare_threshold left at its default)"
+        if "prepare_threshold" not in options
+        else "so psycopg must not prepare statements: prepare_threshold=None"
+    )
+
+
+def pooled_variant(server_url: str, reusing: list[list[int]]) -> tuple[Throughput, dict[str, int]]:
+    options = {"autocommit": True, "application_name": APP}
+    with ConnectionPool(server_url, min_size=POOL_MIN, max_size=POOL_MAX, kwargs=options, name=APP) as pool:
+        pool.wait()
+        pooled, _pids = measure(f"pool of {POOL_MAX}", from_the_pool(pool), reusing)
+        stats = pool.get_stats()
+    pooled.client_connections = stats["connections_num"]
+    return pooled, {key: stats.get(key, 0) for key in ("connections_num", "requests_num", "requests_queued")}
+
+
 def run(
     conn: psycopg.Connection, server_url: str, bouncer_url: str, scale: float = 1.0
 ) -> ConnectionPoolingResult:
@@ -394,7 +479,7 @@ def run(
 
     console.step(f"Load {sizes.accounts:,} accounts: each request reads one by its primary key")
     load(conn, sizes.accounts)
-    limits = read_limits(conn)
+    max_connections = conn.execute(MAX_CONNECTIONS).fetchone()[0]
     console.say(
         f"{WORKERS} worker threads send the requests; each answer names the server process that sent it"
     )
@@ -404,8 +489,7 @@ def run(
     console.step("Without a pool: a new connection for every request")
     console.say("Each connection is a new server process, and a SCRAM handshake on both sides.")
     connecting = account_ids(sizes.accounts, sizes.connecting_requests, SEED)
-    n_connecting = WORKERS * sizes.connecting_requests
-    direct = measure("connect per request", new_connection_per_request(server_url), connecting, n_connecting)
+    direct, _pids = measure("connect per request", new_connection_per_request(server_url), connecting)
     show_throughput([direct])
 
     console.step(f"psycopg_pool.ConnectionPool(min_size={POOL_MIN}, max_size={POOL_MAX})")
@@ -413,35 +497,39 @@ def run(
         f"{WORKERS} workers share {POOL_MAX} open connections: a worker that finds none free waits its turn."
     )
     reusing = account_ids(sizes.accounts, sizes.reusing_requests, SEED + 1)
-    options = {"autocommit": True, "application_name": APP}
-    with ConnectionPool(server_url, min_size=POOL_MIN, max_size=POOL_MAX, kwargs=options, name=APP) as pool:
-        pool.wait()
-        pooled = measure(f"pool of {POOL_MAX}", from_the_pool(pool), reusing, 0)
-        stats = pool.get_stats()
-    pooled.client_connections = stats["connections_num"]
-    pool_stats = {key: stats.get(key, 0) for key in ("connections_num", "requests_num", "requests_queued")}
+    pooled, pool_stats = pooled_variant(server_url, reusing)
     show_throughput([pooled])
     console.say(
-        f"the pool opened {stats['connections_num']} connections for {stats['requests_num']:,} requests; "
-        f"{stats.get('requests_queued', 0):,} requests waited for one to come back"
+        f"the pool opened {pool_stats['connections_num']} connections for {pool_stats['requests_num']:,} "
+        f"requests; {pool_stats['requests_queued']:,} requests waited for one to come back"
     )
 
     console.step("PgBouncer in transaction mode: a server connection lent for each transaction")
-    console.say("Connecting per request to PgBouncer still costs the client a handshake, now with PgBouncer;")
-    console.say("what it saves is the server process. Clients that keep their connection save both.")
-    bouncer_per_request = measure(
-        "PgBouncer, connect each time",
-        new_connection_per_request(bouncer_url, through_pgbouncer=True),
-        connecting,
-        n_connecting,
-    )
-    bouncer_per_worker = measure(
-        "PgBouncer, kept connection",
-        one_connection_per_worker(bouncer_url, through_pgbouncer=True),
-        reusing,
-        WORKERS,
-    )
+    admin = admin_console(bouncer_url)
+    try:
+        bouncer = pgbouncer_facts(admin)
+        options = {} if bouncer.keeps_prepared_statements else {"prepare_threshold": None}
+        show_pgbouncer(bouncer, options)
+        console.say("Connecting per request to PgBouncer still costs the client a handshake, now with")
+        console.say(
+            "PgBouncer; what it saves is the server process. Clients that keep their connection save both."
+        )
+        bouncer_per_request = through_pgbouncer(
+            "PgBouncer, connect each time",
+            new_connection_per_request(bouncer_url, options),
+            connecting,
+            admin,
+        )
+        bouncer_per_worker = through_pgbouncer(
+            "PgBouncer, kept connection", one_connection_per_worker(bouncer_url, options), reusing, admin
+        )
+    finally:
+        if admin is not None:
+            admin.close()
     show_throughput([bouncer_per_request, bouncer_per_worker])
+    if bouncer_per_worker.outside_pgbouncer is not None:
+        outside = bouncer_per_request.outside_pgbouncer + bouncer_per_worker.outside_pgbouncer
+        console.say(f"answering processes that are not among PgBouncer's server connections: {outside}")
 
     console.step("All four side by side; time per request")
     show_throughput([direct, pooled, bouncer_per_request, bouncer_per_worker])
@@ -452,40 +540,36 @@ def run(
         ),
     ]
 
-    console.step(f"Without a pool, at the server's limit: max_connections = {limits.max_connections}")
+    console.step(f"Without a pool, at a limit: the role {ROLE} WITH CONNECTION LIMIT {ROLE_LIMIT}")
     console.say(
-        f"superuser_reserved_connections = {limits.superuser_reserved}; this user is "
-        + (
-            "a superuser, so those slots are open to it too."
-            if limits.superuser
-            else f"not a superuser: the last {limits.held_back_from_this_user} slots are kept from it."
-        )
+        f"max_connections = {max_connections} is the same wall for every client of the server; filling it"
     )
-    raise_open_files_limit(limits.max_connections + sizes.beyond_limit + 64)
-    direct_flood = flood_the_server(conn, server_url, limits)
+    console.say(
+        "would refuse them all. A role's CONNECTION LIMIT refuses in the same way, and only that role."
+    )
+    role_limit = fill_the_role(conn, server_url)
     console.table(
-        ["client connections", "count"],
+        ["connections of the role", "count"],
         [
-            ("already there (PgBouncer's server connections among them)", direct_flood.in_use_before),
-            ("opened by the flood", direct_flood.opened),
-            ("refused", direct_flood.refused),
-            ("connected when it refused", direct_flood.in_use_at_refusal),
-            ("left after closing the flood", direct_flood.in_use_after),
+            ("rolconnlimit, as stored in pg_roles", role_limit.connection_limit),
+            ("attempted, one after another", role_limit.attempts),
+            ("opened", role_limit.opened),
+            ("refused", role_limit.refused),
+            ("on the server when it refused (pg_stat_activity)", role_limit.in_use_at_refusal),
+            ("left after closing them", role_limit.left_open),
         ],
     )  # fmt: skip
-    console.say(
-        f"{direct_flood.attempts} attempts from {OPENERS} threads in {console.seconds(direct_flood.seconds)};"
-        f' refused with "{direct_flood.message}"'
-    )
-    console.say("(SQLSTATE 53300, too_many_connections). Every connection was closed at once after.")
+    console.say(f'refused with "{role_limit.message}"; error.sqlstate is {role_limit.sqlstate}: libpq passes')
+    console.say("an error during connection on as a message only (PostgreSQL's documentation lists this")
+    console.say("one as SQLSTATE 53300, too_many_connections). Branch on the message here, not on a code.")
 
-    clients = limits.max_connections + sizes.beyond_limit
+    clients = max_connections + sizes.beyond_limit
     console.step(f"The same through PgBouncer: {clients} clients, more than max_connections, at once")
-    console.say(
-        f"PgBouncer holds them all and queues their transactions for its {PGBOUNCER_POOL_SIZE} server"
-    )
+    pool_size = bouncer.default_pool_size or "its"
+    console.say(f"PgBouncer holds them all and queues their transactions for its {pool_size} server")
     console.say("connections; the last row counts what PostgreSQL saw meanwhile.")
-    bouncer_flood = flood_pgbouncer(conn, bouncer_url, clients)
+    raise_open_files_limit(clients + 64)
+    bouncer_flood = flood_pgbouncer(conn, bouncer_url, clients, options)
     console.table(
         ["", "count"],
         [
@@ -507,10 +591,24 @@ def run(
         bouncer_per_request=bouncer_per_request,
         bouncer_per_worker=bouncer_per_worker,
         pool_stats=pool_stats,
-        limits=limits,
-        direct_flood=direct_flood,
+        pgbouncer=bouncer,
+        max_connections=max_connections,
+        role_limit=role_limit,
         bouncer_flood=bouncer_flood,
         comparisons=comparisons,
+    )
+
+
+def holds(result: ConnectionPoolingResult) -> bool:
+    """The headline: reuse where there is a pool, the role refused at its limit, every PgBouncer client served."""
+    limit, flood = result.role_limit, result.bouncer_flood
+    return (
+        result.direct.server_backends == result.direct.requests
+        and result.pooled.server_backends <= POOL_MAX
+        and result.bouncer_per_request.server_backends < result.bouncer_per_request.client_connections
+        and limit.opened == limit.connection_limit
+        and limit.refused == limit.attempts - limit.opened > 0
+        and flood.served == flood.clients > flood.server_backends
     )
 
 
@@ -518,7 +616,7 @@ def main() -> int:
     require(*REQUIRES)
     with psycopg.connect(postgres_url(), connect_timeout=CONNECT_TIMEOUT_S, application_name=APP) as conn:
         result = run(conn, postgres_url(), pgbouncer_url(), scale=scale())
-    return 0 if result.bouncer_flood.served == result.bouncer_flood.clients else 1
+    return 0 if holds(result) else 1
 
 
 if __name__ == "__main__":

@@ -602,13 +602,27 @@ def run(conn: psycopg.Connection, scale: float = 1.0) -> QueryOptimizationResult
     )
 
 
+def holds(result: QueryOptimizationResult) -> bool:
+    """Every fix gave the same answer; the index fixes read through an index, the others fewer times."""
+    fixed = [result.missing_index, result.date_predicate, result.email_predicate, result.pagination,
+             result.stale.fix, result.correlated]  # fmt: skip
+    indexed = [result.missing_index, result.date_predicate, result.email_predicate]
+    counted = result.n_plus_one
+    return (
+        all(fix.same_answer for fix in fixed)
+        and all(fix.after.indexes and "Seq Scan" not in fix.after.nodes for fix in indexed)
+        and counted.same_rows
+        and counted.queries_join < counted.queries_n_plus_one
+        and result.pagination.after.rows_read < result.pagination.before.rows_read
+        and result.correlated.after.subplan_loops == 0
+    )
+
+
 def main() -> int:
     require(*REQUIRES)
     with psycopg.connect(postgres_url(), connect_timeout=CONNECT_TIMEOUT_S) as conn:
         result = run(conn, scale=scale())
-    fixed = [result.missing_index, result.date_predicate, result.email_predicate, result.pagination,
-             result.stale.fix, result.correlated]  # fmt: skip
-    return 0 if all(fix.same_answer for fix in fixed) and result.n_plus_one.same_rows else 1
+    return 0 if holds(result) else 1
 
 
 if __name__ == "__main__":

@@ -139,7 +139,11 @@ class Lag:
     """Commit on the primary, then poll the replica until the row is there."""
 
     writes: int
+    visible_on_replica: int  # of the rows written, found on the replica once the polling ended
     not_there_at_first_look: int = field(compare=False)
+    # First looks that missed the row while the replica had not replayed up to the primary's
+    # position: every miss, if a missing row means replay has not reached its commit yet.
+    missed_while_behind: int = field(compare=False)
     bytes_behind_p50: float = field(compare=False)  # WAL not yet replayed at the first look
     bytes_behind_max: float = field(compare=False)
     visible_after_p50_s: float = field(compare=False)
@@ -260,20 +264,25 @@ def new_order(rng: random.Random) -> tuple:
 
 def measure_lag(primary: psycopg.Connection, replica: psycopg.Connection, writes: int) -> Lag:
     rng = random.Random(SEED)
-    behind, visible_after, missed = [], [], 0
+    behind, visible_after, missed, missed_behind, ids = [], [], 0, 0, []
     for _ in range(writes):
         (order_id,) = fetch_one(primary, WRITE, new_order(rng))  # autocommit: committed on return
         committed = time.perf_counter()
         bytes_behind, there = fetch_one(replica, FIRST_LOOK, (primary_position(primary), order_id))
         behind.append(float(bytes_behind))
         missed += not there
+        missed_behind += not there and bytes_behind > 0
         while not there:
             time.sleep(POLL_S)
             (there,) = fetch_one(replica, VISIBLE, (order_id,))
         visible_after.append(time.perf_counter() - committed)
+        ids.append(order_id)
+    (visible,) = fetch_one(replica, "SELECT count(*) FROM orders WHERE id = ANY(%s)", (ids,))
     return Lag(
-        writes,
+        len(ids),
+        visible,
         missed,
+        missed_behind,
         statistics.median(behind),
         max(behind),
         statistics.median(visible_after),

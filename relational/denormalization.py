@@ -188,6 +188,17 @@ class DenormalizationResult:
     write_seconds: dict[str, float] = field(default_factory=dict, compare=False)
     refresh_seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
+    @property
+    def holds(self) -> bool:
+        """Each copy answers its report reading fewer rows; the triggers keep the copies right; REFRESH does."""
+        reads = self.reads.values()
+        return (
+            all(r.same_answer and r.denormalized_rows_read < r.normalized_rows_read for r in reads)
+            and self.without_triggers.orders_disagreeing > 0
+            and (self.with_triggers.orders_disagreeing, self.with_triggers.customers_disagreeing) == (0, 0)
+            and self.stale_rows_after_batch > 0 == self.stale_rows_after_refresh
+        )
+
 
 def generate(seed: int = SEED) -> dict[str, list[tuple]]:
     """Customers, products, a year of orders with 1 to 7 lines each (about 200k lines)."""
@@ -248,7 +259,11 @@ def load(conn: psycopg.Connection, data: dict[str, list[tuple]]) -> dict[str, in
                     copy.write_row(row)
         for statement in KEYS:  # after the load: one check per key instead of one per row
             cur.execute(statement)
-    return {table: len(rows) for table, rows in data.items()}
+        counts = {}
+        for table in data:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+            counts[table] = cur.fetchone()[0]
+    return counts
 
 
 def add_copies(conn: psycopg.Connection) -> str:
@@ -506,7 +521,7 @@ def main() -> int:
     require(*REQUIRES)
     with psycopg.connect(postgres_url(), connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
         result = run(conn)
-    return 0 if result.stale_rows_after_refresh == 0 and result.with_triggers.orders_disagreeing == 0 else 1
+    return 0 if result.holds else 1
 
 
 if __name__ == "__main__":

@@ -13,18 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.settings import ENGINES
+from common.settings import ENGINES, servers_mode
 from servers import containers
 from servers.local import server_class
 
-MODES = ("auto", "env", "docker", "local")
-
 
 def mode() -> str:
-    value = os.environ.get("EXAMPLES_SERVERS", "auto")
-    if value not in MODES:
-        raise ValueError(f"EXAMPLES_SERVERS={value!r}: use one of {', '.join(MODES)}")
-    return value
+    """EXAMPLES_SERVERS, checked where settings are checked (one clear line when it is wrong)."""
+    return servers_mode()
 
 
 @dataclass

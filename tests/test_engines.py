@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import engine
+from tests.engine_pool import engine
 
 TOKEN = uuid.uuid4().hex  # a value no other run wrote
 

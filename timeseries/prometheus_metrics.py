@@ -94,7 +94,7 @@ class Quantile:
 @dataclass
 class PrometheusResult:
     requests: int
-    totals_after_each_round: list[int]  # what a scrape showed once it caught up
+    totals_after_each_round: list[int]  # what PromQL returned once the scrape caught up with the workload
     expected_by_route: dict[str, int]
     scraped_by_route: dict[str, int]
     expected_error_ratio: float
@@ -167,8 +167,8 @@ def by_label(result: list[dict], label: str) -> dict[str, float]:
     return {item["metric"][label]: float(item["value"][1]) for item in result}
 
 
-def wait_for_total(session: requests.Session, base: str, expected: int) -> float:
-    """Poll until the latest scraped total equals what the workload did; return the seconds it took.
+def wait_for_total(session: requests.Session, base: str, expected: int) -> tuple[int, float]:
+    """Poll until the latest scraped total equals what the workload did; return it and the seconds it took.
 
     The previous run's final total is larger than any round's but the last, and its series went
     stale when its server stopped, so a match here is a sample from this run's server.
@@ -178,7 +178,7 @@ def wait_for_total(session: requests.Session, base: str, expected: int) -> float
     while time.monotonic() - started < POLL_TIMEOUT_S:
         seen = scalar(instant(session, base, TOTAL))
         if seen == expected:
-            return time.monotonic() - started
+            return int(seen), time.monotonic() - started
         time.sleep(POLL_EVERY_S)
     raise TimeoutError(
         f"Prometheus at {base} still shows {seen} requests, not {expected}, after {POLL_TIMEOUT_S} s"
@@ -224,11 +224,11 @@ def run(base_url: str, scrape_port: int) -> PrometheusResult:
         rng = random.Random(SEED)
         workload = Workload()
         totals, waits = [], []
-        for round_no in range(1, ROUNDS + 1):
+        for _ in range(ROUNDS):
             run_round(metrics, workload, rng)
-            expected = round_no * REQUESTS_PER_ROUND
-            waits.append(wait_for_total(session, base, expected))
-            totals.append(expected)
+            scraped, waited = wait_for_total(session, base, sum(workload.by_route.values()))
+            totals.append(scraped)
+            waits.append(waited)
         console.table(
             ["round", "requests so far", "seconds until scraped"],
             [

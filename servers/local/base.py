@@ -47,12 +47,16 @@ def chown_for(user: str, path: Path) -> None:
         parent.chmod(parent.stat().st_mode | 0o011)
 
 
-def _terminate_with_parent() -> None:
-    """In the child before exec: ask Linux for SIGTERM when the parent thread exits."""
-    import ctypes
+def _tied_to_parent(argv: list[str]) -> list[str]:
+    """The command, run so that Linux sends it SIGTERM when the starting thread exits.
 
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    setpriv sets the parent-death signal and then becomes the server (same process). Doing
+    it in Python between fork and exec (preexec_fn) can deadlock when other threads run, as
+    the suite's do while it starts engines in parallel.
+    """
+    if shutil.which("setpriv"):
+        return ["setpriv", "--pdeathsig", "TERM", "--", *argv]
+    return argv
 
 
 class LocalServer:
@@ -128,6 +132,8 @@ class LocalServer:
         argv = self.command()
         if self.run_as and os.geteuid() == 0:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
+        if tied_to_parent:
+            argv = _tied_to_parent(argv)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 argv,
@@ -137,7 +143,6 @@ class LocalServer:
                 cwd=self.workdir,
                 env={**os.environ, **self.env()},
                 start_new_session=True,  # its own process group, so stop() reaches its children
-                preexec_fn=_terminate_with_parent if tied_to_parent else None,
             )
         (self.workdir / "server.pid").write_text(str(self.process.pid))
 

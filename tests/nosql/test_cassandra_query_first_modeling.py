@@ -30,11 +30,15 @@ def test_each_query_is_answered_from_one_partition_in_its_order(result):
     assert queries.q1_newest_first
     assert queries.q2_by_last_activity
     assert queries.q3_rows == lesson.READINGS_PER_DAY
+    # Counted by the server: every message once, each conversation once in each participant's inbox.
+    assert queries.messages == lesson.N_MESSAGES
     assert queries.inbox_rows == 2 * lesson.N_CONVERSATIONS
+    assert queries.readings_per_table == lesson.N_SENSORS * lesson.N_DAYS * lesson.READINGS_PER_DAY
 
 
 def test_the_logged_batch_moves_the_conversation_to_the_top_of_both_inboxes(result):
     batch = result.batch
+    # Read off the statements sent: the message, and a delete and an insert in each participant's inbox.
     assert (batch.batch_type, batch.statements, batch.tables, batch.partitions) == ("LOGGED", 5, 2, 3)
     assert batch.position_before > 0
     assert batch.position_after_user == batch.position_after_other == 0

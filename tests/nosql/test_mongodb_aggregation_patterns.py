@@ -68,7 +68,7 @@ def test_merge_refreshes_the_report_in_place(result):
     assert report.after["revenue_cents"] - report.before["revenue_cents"] == sum(
         o["total_cents"] for o in late
     )
-    assert report.same_id
+    assert report.rewritten_months == [report.month]  # the other months' documents were not rewritten
     assert report.other_months_unchanged
     assert report.equals_fresh_group
 

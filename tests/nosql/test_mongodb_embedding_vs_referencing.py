@@ -76,7 +76,7 @@ def test_renaming_an_embedded_product_rewrites_every_copy(result):
     rename = result.rename
     lines = [(o["customer_id"], line) for o in SHOP.orders for line in o["items"]]
     copies = [customer for customer, line in lines if line["product_id"] == rename.product_id]
-    assert rename.referenced_modified == 1
+    assert rename.referenced_modified == rename.referenced_copies == 1
     assert rename.embedded_copies == len(copies)
     assert rename.embedded_modified == len(set(copies)) > 1
     assert rename.stale_copies_after == 0

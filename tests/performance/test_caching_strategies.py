@@ -54,6 +54,7 @@ def test_write_behind_lags_until_the_flush_then_catches_up(result):
     facts = result.writes
     assert facts.queued_before_flush == SIZES.writes
     assert facts.db_rows_lagging_before_flush > SIZES.writes // 2
+    assert facts.queued_after_failed_flush == facts.queued_before_flush  # nothing lost to the failure
     assert facts.flush_batches == -(-SIZES.writes // lesson.FLUSH_BATCH)
     assert facts.db_rows_lagging_after_flush == 0
     assert facts.queued_after_flush == 0
@@ -68,8 +69,8 @@ def test_jitter_spreads_the_expiry_times_within_bounds(result):
         < ttl.jitter_max_s
         <= lesson.BASE_TTL_S + lesson.JITTER_S
     )
-    # fixed: the keys expire within the time it took to write them; jitter: over up to 2 x JITTER_S
-    assert ttl.fixed_spread_ms < 5_000
+    # fixed: the keys expire within the moments it took to write them (no bound asserted: that is
+    # the machine's speed); jitter: over the range of TTLs chosen, up to 2 x JITTER_S
     assert 10_000 < ttl.jitter_spread_ms <= 2 * lesson.JITTER_S * 1000
     assert ttl.jitter_spread_ms > ttl.fixed_spread_ms
 

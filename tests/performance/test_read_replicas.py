@@ -34,16 +34,16 @@ def test_the_router_sends_writes_and_row_locks_to_the_primary_and_reads_to_the_r
 
 def test_lag_is_measured_over_every_write(result):
     lag = result.lag
-    assert lag.writes == SIZES.lag_writes
-    assert 0 <= lag.not_there_at_first_look <= lag.writes
-    assert 0 <= lag.bytes_behind_p50 <= lag.bytes_behind_max
-    assert 0 <= lag.visible_after_p50_s <= lag.visible_after_max_s
+    assert lag.writes == lag.visible_on_replica == SIZES.lag_writes  # counted on the replica
+    # A row missing at the first look means replay had not reached its commit: WAL was still behind.
+    assert lag.missed_while_behind == lag.not_there_at_first_look
 
 
 def test_routed_reads_go_to_the_replica_and_may_miss_the_write(result):
     runs = result.as_it_runs
-    assert runs.reads == {"replica": SIZES.tries}
-    assert 0 <= runs.stale <= runs.tries  # a race: how often it is lost depends on the machine
+    assert runs.reads == {"replica": SIZES.tries}  # every read went to the replica
+    # How many of them missed the write is a race the machine decides: printed, not asserted.
+    # That a read of the replica misses what it has not replayed is asserted with replay paused.
 
 
 def test_with_replay_paused_every_read_of_a_new_write_is_stale(result):

@@ -40,6 +40,21 @@ def test_the_exception_classes_are_the_ones_psycopg_exports(result):
 
 def test_refused_statements_change_nothing(result):
     assert result.rows_after_violations == result.rows_loaded
+    assert result.rows_loaded["customers"] == lesson.N_CUSTOMERS  # counted on the server after the load
+
+
+def test_btree_gist_lives_in_the_lessons_schema(result):
+    assert result.extension_schema == lesson.SCHEMA
+    assert result.holds
+
+
+def test_nothing_is_installed_in_public(postgres, result):
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        public = conn.execute(
+            "SELECT count(*) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE e.extname = 'btree_gist' AND n.nspname = 'public'"
+        ).fetchone()[0]
+    assert public == 0
 
 
 def test_on_delete_cascade_set_null_and_restrict(result):

@@ -56,6 +56,10 @@ def test_the_materialized_view_is_stale_until_refreshed(result):
     assert result.stale_rows_after_refresh == 0
 
 
+def test_main_checks_the_headline(result):
+    assert result.holds
+
+
 def test_refresh_concurrently_needs_a_unique_index(result):
     assert "unique index" in result.concurrent_refresh_without_key
 

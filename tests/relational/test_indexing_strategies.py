@@ -102,6 +102,10 @@ def test_gin_serves_containment_overlap_and_text_search(uses, key):
     assert 0 < use.rows < indexing_strategies.N_DOCUMENTS / 10
 
 
+def test_main_checks_the_headline(result):
+    assert result.holds
+
+
 def test_a_second_run_gives_the_same_facts(postgres, result):
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         again = indexing_strategies.run(conn)

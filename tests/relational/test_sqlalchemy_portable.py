@@ -119,6 +119,11 @@ def test_case_and_collation(pg, my, lite):
     assert my.order_by_name == folded
     pg_is_binary = pg.collation.split(".")[0] in ("C", "POSIX")
     assert pg.order_by_name == (binary if pg_is_binary else folded)
+    assert lite.collation == "BINARY"  # read from the file: the email index's collation
+
+
+def test_main_checks_the_headline(result):
+    assert result.holds
 
 
 def test_a_second_run_gives_the_same_facts(engines, result):

@@ -60,6 +60,10 @@ def test_a_failed_transaction_leaves_no_row(result):
     assert "CHECK constraint failed" in result.rollback_error
 
 
+def test_main_checks_the_headline(result):
+    assert sqlite_embedded.holds(result)
+
+
 def test_a_second_run_gives_the_same_facts(database, result):
     again = sqlite_embedded.run(database)
     assert again == result

@@ -66,6 +66,10 @@ def test_select_for_update_makes_the_second_writer_wait_and_nothing_is_lost(resu
     assert fix.final_balance == 130
 
 
+def test_main_checks_the_headline(result):
+    assert lesson.holds(result)
+
+
 def test_a_second_run_gives_the_same_facts(postgres, result):
     with psycopg.connect(postgres.url) as a, psycopg.connect(postgres.url) as b:
         again = lesson.run(a, b)

@@ -28,17 +28,18 @@ def test_line_protocol_names_measurement_tags_fields_and_time(result):
     assert first.rsplit(" ", 1)[1].isdigit()  # seconds since the epoch
 
 
-def test_every_way_of_writing_stores_every_point(result):
-    assert result.one_per_request.points == result.one_per_request.requests == lesson.SYNC_POINTS
+def test_every_way_of_writing_sends_every_point(result):
+    # Points and requests as counted on the client's HTTP layer.
+    assert result.one_per_request.points == lesson.SYNC_POINTS
     assert result.in_lists.points == result.batched.points == result.readings
-    assert result.in_lists.requests == -(-result.readings // lesson.BATCH_SIZE)
     assert result.batched.errors == 0 and result.batched.retries == 0
-    assert result.batched.requests < result.readings / 1000  # thousands of points per request
 
 
-def test_batches_beat_one_request_per_point(result):
-    assert result.in_lists.points_per_s > result.one_per_request.points_per_s
-    assert result.batched.points_per_s > result.one_per_request.points_per_s
+def test_batching_sends_thousands_of_points_per_request(result):
+    # The mechanism behind the speed (measured by `make bench`, not here): fewer round trips.
+    assert result.one_per_request.requests == lesson.SYNC_POINTS
+    assert result.in_lists.requests == -(-result.readings // lesson.BATCH_SIZE)
+    assert 0 < result.batched.requests < result.readings / 1000
 
 
 def test_a_type_conflict_raises_and_is_reported_by_the_batching_writer(result):

@@ -11,6 +11,7 @@ def result(prometheus):
 
 
 def test_each_round_became_visible_in_a_scrape(result):
+    # Totals as PromQL returned them, once the scrape caught up with what the workload counted.
     per_round = lesson.REQUESTS_PER_ROUND
     assert result.totals_after_each_round == [per_round * n for n in range(1, lesson.ROUNDS + 1)]
     assert result.requests == per_round * lesson.ROUNDS

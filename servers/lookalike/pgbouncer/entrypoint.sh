@@ -15,6 +15,7 @@ pool_mode = ${POOL_MODE:-session}
 max_client_conn = ${MAX_CLIENT_CONN:-100}
 default_pool_size = ${DEFAULT_POOL_SIZE:-20}
 ignore_startup_parameters = extra_float_digits
+admin_users = ${ADMIN_USERS:-postgres}
 unix_socket_dir =
 INI
 printf '"%s" "%s"\n' "${DB_USER:?}" "${DB_PASSWORD:?}" >"$config/userlist.txt"
