@@ -8,6 +8,7 @@ lesson runs unchanged against either. Override a variable to point a lesson else
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -214,7 +215,9 @@ def checked_url(key: str) -> str:
     value = engine.url
     problem = _address_problem(value, engine.default)
     if problem:
-        raise BadSetting(engine.variable, value, problem, f"an address like {engine.default}")
+        # The value is echoed back, less any password it carries (the line may land in a CI log).
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+        raise BadSetting(engine.variable, shown, problem, f"an address like {engine.default}")
     return value
 
 

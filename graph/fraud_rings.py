@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from neo4j import Driver, GraphDatabase
 
 from common import console
+from common.neo4j_schema import wait_until_online
 from common.settings import CONNECT_TIMEOUT_S, neo4j_auth, neo4j_url, require
 
 REQUIRES = ("neo4j",)
@@ -185,7 +186,7 @@ def reset_and_load(driver: Driver, accounts: Accounts) -> None:
         pass
     for statement in SCHEMA:
         driver.execute_query(statement, database_=DATABASE)
-    driver.execute_query("CALL db.awaitIndexes(60)", database_=DATABASE)
+    wait_until_online(driver, "FraudRings", DATABASE)  # its own indexes only: lessons run side by side
     for start in range(0, len(accounts.rows), 500):
         driver.execute_query(LOAD_ACCOUNTS, rows=accounts.rows[start : start + 500], database_=DATABASE)
 

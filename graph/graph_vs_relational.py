@@ -27,6 +27,7 @@ from neo4j import Driver, GraphDatabase
 from psycopg import sql
 
 from common import console
+from common.neo4j_schema import wait_until_online
 from common.settings import CONNECT_TIMEOUT_S, neo4j_auth, neo4j_url, postgres_url, require
 from common.timing import best_of
 
@@ -196,7 +197,7 @@ def load_neo4j(driver: Driver, people: list, edges: list) -> None:
         pass
     driver.execute_query(DROP_OLD_CONSTRAINT, database_=DATABASE)
     driver.execute_query(CONSTRAINT, database_=DATABASE)
-    driver.execute_query("CALL db.awaitIndexes(60)", database_=DATABASE)
+    wait_until_online(driver, "GraphVsRelational", DATABASE)  # its own indexes only: lessons run side by side
     driver.execute_query(LOAD_PEOPLE, rows=[list(p) for p in people], database_=DATABASE)
     follows: dict[int, list[int]] = {}
     for src, dst in edges:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from neo4j import Driver, GraphDatabase
 
 from common import console
+from common.neo4j_schema import wait_until_online
 from common.settings import CONNECT_TIMEOUT_S, neo4j_auth, neo4j_url, require
 
 REQUIRES = ("neo4j",)
@@ -188,7 +189,7 @@ def reset_and_load(driver: Driver, shop: Shop) -> None:
         pass
     for statement in SCHEMA:
         driver.execute_query(statement, database_=DATABASE)
-    driver.execute_query("CALL db.awaitIndexes(60)", database_=DATABASE)
+    wait_until_online(driver, "Recommendations", DATABASE)  # its own indexes only: lessons run side by side
     driver.execute_query(LOAD_CATEGORIES, rows=shop.categories, database_=DATABASE)
     driver.execute_query(LOAD_PRODUCTS, rows=shop.products, database_=DATABASE)
     driver.execute_query(LOAD_PEOPLE, rows=shop.people, database_=DATABASE)

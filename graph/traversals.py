@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from neo4j import Driver, GraphDatabase
 
 from common import console
+from common.neo4j_schema import wait_until_online
 from common.settings import CONNECT_TIMEOUT_S, neo4j_auth, neo4j_url, require
 
 REQUIRES = ("neo4j",)
@@ -243,7 +244,7 @@ def reset_and_load(driver: Driver, people: People) -> None:
     driver.execute_query(DROP_OLD_CONSTRAINT, database_=DATABASE)
     driver.execute_query(CONSTRAINT, database_=DATABASE)
     driver.execute_query("CALL db.resampleIndex('traversals_email')", database_=DATABASE)
-    driver.execute_query("CALL db.awaitIndexes(60)", database_=DATABASE)
+    wait_until_online(driver, "Traversals", DATABASE)  # its own indexes only: lessons run side by side
     for start in range(0, len(people.friendships), BATCH_SIZE):
         rows = people.friendships[start : start + BATCH_SIZE]
         driver.execute_query(LOAD_FRIENDS, rows=rows, database_=DATABASE)

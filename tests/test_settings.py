@@ -6,6 +6,7 @@ No server is needed: the settings are checked before any connection is tried.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -75,7 +76,8 @@ def compose_defaults(monkeypatch):
 
 def assert_one_clear_line(line: str, variable: str, value: str) -> None:
     assert "\n" not in line.strip(), line
-    assert line.startswith(f"{variable}={value!r} "), line
+    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)  # a password is never echoed
+    assert line.startswith(f"{variable}={shown!r} "), line
     assert "expected" in line, line
 
 
