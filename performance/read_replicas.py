@@ -77,10 +77,8 @@ BEHIND = """
 SELECT pg_wal_lsn_diff(%(primary)s::pg_lsn, pg_last_wal_receive_lsn()),
        pg_wal_lsn_diff(%(primary)s::pg_lsn, pg_last_wal_replay_lsn())
 """
-FIRST_LOOK = """
-SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn()),
-       EXISTS (SELECT 1 FROM orders WHERE id = %s)
-"""
+# How far replay is behind a primary position; read before the row is looked for (see measure_lag).
+BYTES_BEHIND = "SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())"
 VISIBLE = "SELECT EXISTS (SELECT 1 FROM orders WHERE id = %s)"
 REPLAYED_PAST = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
 
@@ -268,7 +266,11 @@ def measure_lag(primary: psycopg.Connection, replica: psycopg.Connection, writes
     for _ in range(writes):
         (order_id,) = fetch_one(primary, WRITE, new_order(rng))  # autocommit: committed on return
         committed = time.perf_counter()
-        bytes_behind, there = fetch_one(replica, FIRST_LOOK, (primary_position(primary), order_id))
+        # Replay position first, then the row (two statements): replay only moves forward, so a row
+        # still missing at the second look proves replay was behind at the first. In one statement
+        # the row's snapshot could be older than the position read beside it.
+        (bytes_behind,) = fetch_one(replica, BYTES_BEHIND, (primary_position(primary),))
+        (there,) = fetch_one(replica, VISIBLE, (order_id,))
         behind.append(float(bytes_behind))
         missed += not there
         missed_behind += not there and bytes_behind > 0
