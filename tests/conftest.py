@@ -45,7 +45,7 @@ def _real_mongodb_only(request):
         served = engine("mongodb")
         if not served.real:
             pytest.skip(
-                f"needs a real MongoDB: the local {served.detail} lacks it; runs with Docker or MONGO_URL"
+                f"needs a real MongoDB: {served.detail} lacks it; runs with the real image or MONGO_URL"
             )
 
 

@@ -85,7 +85,8 @@ def test_brin_is_tiny_and_only_as_good_as_the_physical_order(result, uses):
     assert "Bitmap Heap Scan" in in_order.nodes and in_order.heap_blocks < table_pages / 20
     assert shuffled.heap_blocks == table_pages  # every block range may hold the day
     assert shuffled.rows_removed_by_recheck > 10 * in_order.rows_removed_by_recheck
-    assert result.shuffled_brin_planner_choice == "Seq Scan"
+    # Whether the planner then prefers a Seq Scan is its estimate from sampled statistics (it chose
+    # either on different servers): the blocks read above are the mechanism, and they are asserted.
 
 
 def test_hash_and_expression_indexes_serve_equality(result, uses):
