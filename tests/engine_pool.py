@@ -106,14 +106,18 @@ def pytest_terminal_summary(terminalreporter):
         for line in lines:
             terminalreporter.write_line(line)
     skipped = [str(report.longrepr) for report in terminalreporter.stats.get("skipped", [])]
-    for what, label in (
-        ("needs a real MongoDB", "need a real MongoDB"),
-        ("has no local server", "need an image-only engine"),
-        ("is image only and its image cannot be had here", "need an image that no registry here serves"),
+    for what, label, where in (
+        ("needs a real MongoDB", "need a real MongoDB", "with the mongo image or MONGO_URL"),
+        ("has no local server", "need an image-only engine", "where Docker is"),
+        (
+            "is image only and its image cannot be had here",
+            "need an image no registry here serves",
+            "with that image",
+        ),
     ):
         count = sum(what in reason for reason in skipped)
         if count:
-            terminalreporter.write_line(f"{count} test(s) {label}: skipped here, they run where Docker is")
+            terminalreporter.write_line(f"{count} test(s) {label}: skipped here, they run {where}")
 
 
 def engine(key: str) -> Provided:
