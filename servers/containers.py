@@ -91,13 +91,6 @@ def remove_session_network() -> None:
             _network = None
 
 
-def lookalike_of(image: str) -> str | None:
-    """What a lookalike image was built from (its label), or None for the real image."""
-    import docker
-
-    return docker.from_env().images.get(image).labels.get("examples.lookalike")
-
-
 def environment_for(engine: str, host: str, port: int) -> dict[str, str]:
     """What a lesson needs to reach the container: the compose defaults with its mapped port."""
     spec = ENGINES[engine]
@@ -195,8 +188,9 @@ class ComposeContainer:
         for key in ("entrypoint", "user", "mem_limit"):
             if key in self.service:
                 options[key] = self.service[key]
-        if healthcheck_of(self.service):
-            options["healthcheck"] = healthcheck_of(self.service)
+        healthcheck = healthcheck_of(self.service)
+        if healthcheck:
+            options["healthcheck"] = healthcheck
         if self.service.get("extra_hosts"):
             options["extra_hosts"] = dict(item.split(":", 1) for item in self.service["extra_hosts"])
         return options

@@ -84,11 +84,12 @@ def _from_docker(engine: str, upstream_env: dict | None) -> Provided:
     import docker
 
     image = containers.image_of(engine)
+    images = docker.from_env().images
     try:
-        docker.from_env().images.get(image)
+        found = images.get(image)
     except docker.errors.ImageNotFound:
         try:
-            docker.from_env().images.pull(image)
+            found = images.pull(image)
         except docker.errors.APIError as error:
             lookalike = (
                 "no lookalike can be built for it"
@@ -98,7 +99,7 @@ def _from_docker(engine: str, upstream_env: dict | None) -> Provided:
             raise NoImage(
                 f"image {image} is not here and cannot be pulled ({error.explanation}); {lookalike}"
             ) from None
-    built_from = containers.lookalike_of(image)
+    built_from = found.labels.get("examples.lookalike")  # set by servers/lookalike; None on real images
     container = containers.ComposeContainer(engine, containers.session_network())
     started = time.monotonic()
     env = container.start()

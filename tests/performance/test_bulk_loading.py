@@ -75,7 +75,6 @@ def test_redis_pipeline_runs_every_command_in_fewer_round_trips(result):
 def test_each_store_reports_a_comparison(result):
     names = [comparison.name for comparison in result.comparisons]
     assert [name.split(" into ")[-1] for name in names] == ["PostgreSQL", "MongoDB", "Cassandra", "Redis"]
-    assert all(c.baseline_s > 0 and c.optimized_s > 0 for c in result.comparisons)
     # Which is faster is for `make bench`; the tests above assert the mechanism behind it.
 
 
