@@ -25,7 +25,7 @@ TOPICS = {
     "migration": "Migration",
     "monitoring": "Monitoring",
     "security": "Security",
-    "operations": "Operations",
+    "recovery": "Backup and recovery",
     "polyglot": "Polyglot",
 }
 START, END = "<!-- catalog:start -->", "<!-- catalog:end -->"

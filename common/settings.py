@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,6 +75,18 @@ ENGINES: dict[str, Engine] = {
             "postgresql://examples:examples@localhost:5433/examples",
             upstream="postgres",
             launcher="PostgresReplicaServer",
+            lookalike="postgres",
+        ),
+        Engine(
+            "postgres_secure",
+            "PostgreSQL (TLS, pgAudit)",
+            "POSTGRES_SECURE_URL",
+            "postgresql://examples:examples@localhost:5435/examples",
+            # The CA certificate that signed the server's: made when the server is first set up
+            # (never committed); a relative path is under the repository (postgres_secure_ca()).
+            (("POSTGRES_SECURE_CA", ".local/certs/postgres_secure/ca.crt"),),
+            launcher="PostgresSecureServer",
+            # Its image is built FROM postgres:17.6, whose lookalike stands in where no registry answers.
             lookalike="postgres",
         ),
         Engine(
@@ -150,6 +162,32 @@ ENGINES: dict[str, Engine] = {
             (("PROMETHEUS_SCRAPE_PORT", "9464"),),  # where lessons serve metrics for it to scrape
             launcher="PrometheusServer",
             lookalike="prometheus",
+        ),
+        Engine(
+            "postgres_exporter",
+            "postgres_exporter",
+            "POSTGRES_EXPORTER_URL",
+            "http://localhost:9187",
+            upstream="postgres",  # the server whose statistics it exports
+            launcher="PostgresExporterServer",
+            lookalike="postgres_exporter",
+        ),
+        Engine(
+            "redis_exporter",
+            "redis_exporter",
+            "REDIS_EXPORTER_URL",
+            "http://localhost:9121",
+            upstream="redis",
+            launcher="RedisExporterServer",
+            lookalike="redis_exporter",
+        ),
+        Engine(
+            "alertmanager",
+            "Alertmanager",
+            "ALERTMANAGER_URL",
+            "http://localhost:9093",
+            launcher="AlertmanagerServer",
+            lookalike="alertmanager",
         ),
         Engine(
             "dynamodb",
@@ -255,6 +293,27 @@ def postgres_replica_url() -> str:
     return checked_url("postgres_replica")
 
 
+def postgres_secure_ca() -> Path:
+    """POSTGRES_SECURE_CA: the CA certificate a client of postgres_secure trusts (relative: under ROOT)."""
+    return ROOT / setting("POSTGRES_SECURE_CA")  # an absolute path stays as it is
+
+
+def verify_full(url: str, ca: str | Path) -> str:
+    """`url` with sslmode=verify-full and sslrootcert=`ca`: TLS, a certificate signed by that CA, and
+    the host name checked against it. A relative `ca` is under ROOT. Replaces either if already set."""
+    base, _, query = url.partition("?")
+    params = [
+        (k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ("sslmode", "sslrootcert")
+    ]
+    params += [("sslmode", "verify-full"), ("sslrootcert", str(ROOT / ca))]
+    return base + "?" + urlencode(params, safe="/", quote_via=quote)
+
+
+def postgres_secure_url() -> str:
+    """POSTGRES_SECURE_URL as a lesson connects with it: verify-full against POSTGRES_SECURE_CA."""
+    return verify_full(checked_url("postgres_secure"), setting("POSTGRES_SECURE_CA"))
+
+
 def pgbouncer_url() -> str:
     return checked_url("pgbouncer")
 
@@ -322,6 +381,18 @@ def cassandra_contact_points() -> tuple[list[str], int]:
 
 def prometheus_url() -> str:
     return checked_url("prometheus")
+
+
+def postgres_exporter_url() -> str:
+    return checked_url("postgres_exporter")
+
+
+def redis_exporter_url() -> str:
+    return checked_url("redis_exporter")
+
+
+def alertmanager_url() -> str:
+    return checked_url("alertmanager")
 
 
 def dynamodb_url() -> str:

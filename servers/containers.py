@@ -1,11 +1,12 @@
 """The compose services as testcontainers, for a test run on a machine with Docker.
 
 Each container is built from its own service in docker-compose.yml with every key the file
-uses honoured (image, environment, command, entrypoint, user, ports, mounted files,
-healthcheck, memory limit, extra hosts, depends_on), so the suite tests what `make up`
-starts. A key this module does not know fails loudly instead of being dropped. Containers of
-one session share a network on which each answers to its service name, as under compose, so
-a replica finds `postgres` and a pooler its database the way compose wires them.
+uses honoured (image, build, environment, command, entrypoint, user, ports, mounted files and
+folders, healthcheck, memory limit, extra hosts, depends_on), so the suite tests what `make up`
+starts; a service with `build:` has its image built from its context first, once per session.
+A key this module does not know fails loudly instead of being dropped. Containers of one
+session share a network on which each answers to its service name, as under compose, so a
+replica finds `postgres` and a pooler its database the way compose wires them.
 
 Ready means healthy: the service's own healthcheck passes (when it has one) and a real query
 answers (servers.probes). A container that never gets there fails with the last lines of
@@ -33,14 +34,17 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 # Every service key docker-compose.yml may use, and what a test container does with it.
 HONOURED = {
-    "image": "the container's image",
+    "image": "the container's image (the tag of the built image, for a service with `build`)",
+    "build": "the image built from its context (docker SDK, classic builder, its network), once per session",
+    "pull_policy": "`build` only: the image is built, never pulled, as compose does then",
     "profiles": "not needed: the suite starts exactly the services its tests need",
     "environment": "container environment",
     "command": "container command",
     "entrypoint": "container entrypoint",
     "user": "container user",
     "ports": "each container port exposed on a random host port",
-    "volumes": "bind-mounted files mounted; named volumes left out (a fresh, empty session)",
+    "volumes": "bind-mounted files and folders mounted (a missing folder made first, as compose does); "
+    "named volumes left out (a fresh, empty session)",
     "healthcheck": "the same healthcheck, waited on before the first probe",
     "mem_limit": "container memory limit",
     "extra_hosts": "the same host entries",
@@ -53,7 +57,55 @@ def compose_services() -> dict:
 
 
 def image_of(engine: str) -> str:
-    return compose_services()[ENGINES[engine].service]["image"]
+    """The service's image; for a service with `build:`, built first (once per session), so it is there."""
+    service = compose_services()[ENGINES[engine].service]
+    if "build" in service:
+        build_image(service)
+    return service["image"]
+
+
+_built: set[str] = set()
+_build_lock = threading.Lock()
+
+
+class ImageBuildFailed(RuntimeError):
+    """`docker build` of a service's context failed; the message carries the end of its log."""
+
+
+def build_image(service: dict) -> None:
+    """Build a `build:` service's image and tag it as its `image:`, as `docker compose build` would.
+
+    The classic builder through the Docker API (no buildx needed), on the network the service
+    names (`network: host`: apt reaches its mirror where the engine has no route out). Layers are
+    cached by the engine, so a rebuild of an unchanged context takes a second or two.
+    """
+    import docker
+
+    tag, spec = service["image"], service["build"]
+    spec = {"context": spec} if isinstance(spec, str) else spec
+    unknown = set(spec) - {"context", "dockerfile", "network"}
+    if unknown:
+        raise ValueError(f"docker-compose.yml build keys the suite ignores: {sorted(unknown)}")
+    with _build_lock:
+        if tag in _built:
+            return
+        client = docker.from_env()
+        try:
+            client.images.build(
+                path=str(ROOT / spec["context"]),
+                dockerfile=spec.get("dockerfile", "Dockerfile"),
+                tag=tag,
+                network_mode=spec.get("network"),
+                rm=True,
+                forcerm=True,
+            )
+        except docker.errors.BuildError as error:
+            lines = [str(item.get("stream") or item.get("error") or "").rstrip() for item in error.build_log]
+            tail = "\n".join(line for line in lines if line)[-3000:]
+            raise ImageBuildFailed(
+                f"building {tag} from {spec['context']} failed: {error.msg}\n{tail}"
+            ) from None
+        _built.add(tag)
 
 
 def docker_available() -> bool:
@@ -162,6 +214,8 @@ class ComposeContainer:
             raise ValueError(
                 f"docker-compose.yml service {engine!r} uses keys the suite ignores: {sorted(unknown)}"
             )
+        if self.service.get("pull_policy", "build") != "build":
+            raise ValueError(f"docker-compose.yml service {engine!r}: only `pull_policy: build` is honoured")
         self.env_extra: dict[str, str] = {}
         self.ports = [int(str(port).split(":")[-1]) for port in self.service["ports"]]
         self.mounts = self._mounts()
@@ -177,6 +231,10 @@ class ComposeContainer:
             container.with_command(self.service["command"])
         container.with_exposed_ports(*self.ports)
         for source, target, mode in self.mounts:
+            if not Path(source).exists():
+                # A folder the container fills (the certificates it makes): made by this user, as
+                # compose makes a missing bind source (the files services mount are in the repository).
+                Path(source).mkdir(parents=True, exist_ok=True)
             container.with_volume_mapping(source, target, mode)
         if self.network is not None:
             container.with_network(self.network).with_network_aliases(ENGINES[self.engine].service)
@@ -221,6 +279,8 @@ class ComposeContainer:
         return str(copy)
 
     def start(self) -> dict[str, str]:
+        if "build" in self.service:
+            build_image(self.service)
         self.container = self._build()
         self.container.start()
         host = self.container.get_container_host_ip()

@@ -7,18 +7,25 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export EXAMPLES_CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
 mkdir -p "$EXAMPLES_CACHE"
 
-all=(postgres mysql redis prometheus pgbouncer dynamodb neo4j cassandra mongodb influxdb)
+all=(postgres postgres_secure mysql redis prometheus postgres_exporter redis_exporter alertmanager pgbouncer dynamodb neo4j cassandra mongodb influxdb)
 engines=("$@")
 [ ${#engines[@]} -eq 0 ] && engines=("${all[@]}")
 
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi
 
-# Debian packages per engine (the JVM and Go engines need their toolchains).
+# Debian packages per engine (the JVM and Go engines need their toolchains), and the tools its
+# lessons drive: pgloader and percona-toolkit (migration/), pgBackRest and mariadb-backup
+# (recovery/), pgAudit, an sshd for tunnels and iptables for a firewall (security/; no service of
+# theirs is started).
 declare -A packages=(
-  [postgres]="postgresql postgresql-contrib"
-  [mysql]="mariadb-server"
+  [postgres]="postgresql postgresql-contrib postgresql-15-pgaudit pgbackrest pgloader openssh-server iptables"
+  [mysql]="mariadb-server mariadb-backup percona-toolkit"
   [redis]="redis-server"
-  [prometheus]="prometheus prometheus-pushgateway prometheus-postgres-exporter"
+  [prometheus]="prometheus prometheus-pushgateway"
+  [postgres_secure]="postgresql postgresql-contrib postgresql-15-pgaudit"
+  [postgres_exporter]="prometheus-postgres-exporter"
+  [redis_exporter]="prometheus-redis-exporter"
+  [alertmanager]="prometheus-alertmanager"
   [pgbouncer]="pgbouncer"
   [neo4j]="openjdk-17-jdk-headless maven"
   [cassandra]="openjdk-17-jdk-headless maven"

@@ -24,6 +24,17 @@ def _postgres_replica(env: dict) -> bool:
         return conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
 
 
+def _postgres_secure(env: dict) -> bool:
+    """Ready once a query answers over TLS verified against its CA (verify-full), as lessons connect."""
+    import psycopg
+
+    from common.settings import ENGINES, verify_full
+
+    ca = env.get("POSTGRES_SECURE_CA", dict(ENGINES["postgres_secure"].extra)["POSTGRES_SECURE_CA"])
+    with psycopg.connect(verify_full(env["POSTGRES_SECURE_URL"], ca), connect_timeout=2) as conn:
+        return conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+
+
 def _pgbouncer(env: dict) -> bool:
     """A query through the pooler reaches the database behind it (no prepared statements)."""
     import psycopg
@@ -106,6 +117,24 @@ def _prometheus(env: dict) -> bool:
     return requests.get(env["PROMETHEUS_URL"] + "/-/ready", timeout=2).status_code == 200
 
 
+def _metric_is_one(url: str, name: str) -> bool:
+    """An exporter answers and reaches its server: its `name` metric (pg_up, redis_up) reads 1."""
+    lines = requests.get(url + "/metrics", timeout=2).text.splitlines()
+    return any(line.split(" ")[0] == name and float(line.split(" ")[-1]) == 1 for line in lines)
+
+
+def _postgres_exporter(env: dict) -> bool:
+    return _metric_is_one(env["POSTGRES_EXPORTER_URL"], "pg_up")
+
+
+def _redis_exporter(env: dict) -> bool:
+    return _metric_is_one(env["REDIS_EXPORTER_URL"], "redis_up")
+
+
+def _alertmanager(env: dict) -> bool:
+    return requests.get(env["ALERTMANAGER_URL"] + "/-/ready", timeout=2).status_code == 200
+
+
 def _dynamodb(env: dict) -> bool:
     import boto3
 
@@ -123,6 +152,7 @@ def _dynamodb(env: dict) -> bool:
 PROBES = {
     "postgres": _postgres,
     "postgres_replica": _postgres_replica,
+    "postgres_secure": _postgres_secure,
     "pgbouncer": _pgbouncer,
     "timescaledb": _timescaledb,
     "mysql": _mysql,
@@ -132,6 +162,9 @@ PROBES = {
     "influxdb": _influxdb,
     "cassandra": _cassandra,
     "prometheus": _prometheus,
+    "postgres_exporter": _postgres_exporter,
+    "redis_exporter": _redis_exporter,
+    "alertmanager": _alertmanager,
     "dynamodb": _dynamodb,
 }
 

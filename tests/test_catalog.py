@@ -20,14 +20,22 @@ NOT_TOPICS = {"common", "servers", "tests", "benchmarks"}
 
 
 def lesson_files_on_disk() -> list[str]:
-    """Found without the catalog's help: every public .py file under a folder that is not shared code."""
+    """Found without the catalog's help: every public .py file under a folder that is not shared code.
+
+    An Alembic environment kept in a topic (a folder with a script.py.mako, such as
+    migration/alembic/) holds env.py and revision scripts, not lessons.
+    """
     return sorted(
         path.relative_to(ROOT).as_posix()
         for folder in ROOT.iterdir()
         if folder.is_dir() and not folder.name.startswith((".", "_")) and folder.name not in NOT_TOPICS
         for path in folder.rglob("*.py")
-        if not path.name.startswith("_")
+        if not path.name.startswith("_") and not in_alembic_environment(path, folder)
     )
+
+
+def in_alembic_environment(path: Path, topic: Path) -> bool:
+    return any((parent / "script.py.mako").is_file() for parent in path.parents if topic in parent.parents)
 
 
 def test_the_catalog_lists_every_lesson_file():

@@ -43,7 +43,62 @@ def test_a_lookalike_has_a_dockerfile_that_says_what_it_imitates(key):
     assert text.startswith("# Imitates "), f"{dockerfile}: first line says which image it imitates"
     assert "Not imitated:" in text, f"{dockerfile}: says what it does not imitate"
     assert 'LABEL examples.lookalike="' in text, f"{dockerfile}: labels what it is built from"
-    assert SERVICES[ENGINES[key].service]["image"] in tags_of(ENGINES[key].lookalike)
+    service = SERVICES[ENGINES[key].service]
+    # A built image (postgres_secure) has a lookalike through its base: the image it is built FROM.
+    image = built_from(service) if "build" in service else service["image"]
+    assert image in tags_of(ENGINES[key].lookalike)
+
+
+def built_from(service: dict) -> str:
+    """The FROM image of a `build:` service's Dockerfile."""
+    dockerfile = ROOT / service["build"]["context"] / service["build"].get("dockerfile", "Dockerfile")
+    return next(line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM "))
+
+
+@pytest.mark.parametrize("key", sorted(k for k, e in ENGINES.items() if "build" in SERVICES[e.service]))
+def test_a_built_image_comes_from_a_compose_image_and_is_built_not_pulled(key, monkeypatch):
+    """Its base is a compose image (so a lookalike stands in for it), it is built on the host network,
+    tagged as the service's image, and compose builds it on every `up` rather than pulling it."""
+    service = SERVICES[ENGINES[key].service]
+    assert built_from(service) in {s["image"] for s in SERVICES.values() if "build" not in s}
+    assert service["build"].get("network") == "host" and service.get("pull_policy") == "build"
+    calls = []
+
+    class Images:
+        def build(self, **options):
+            calls.append(options)
+
+    class Client:
+        images = Images()
+
+    import docker
+
+    monkeypatch.setattr(docker, "from_env", lambda *a, **k: Client())
+    monkeypatch.setattr(containers, "_built", set())
+    assert containers.image_of(key) == service["image"]
+    containers.image_of(key)  # once per session
+    assert len(calls) == 1
+    assert calls[0]["tag"] == service["image"] and calls[0]["network_mode"] == "host"
+    assert Path(calls[0]["path"]) == ROOT / service["build"]["context"]
+
+
+def test_postgres_secure_is_configured_alike_in_compose_and_locally():
+    """The compose command's `-c` options are the local server's; both read the one pg_hba.conf."""
+    from servers.local.postgres_secure import HBA_FILE, SETTINGS
+
+    command = SERVICES["postgres_secure"]["command"]
+    options = dict(
+        value.split("=", 1) for flag, value in zip(command, command[1:], strict=False) if flag == "-c"
+    )
+    assert options == SETTINGS
+    dockerfile = (HBA_FILE.parent / "Dockerfile").read_text()
+    assert f"COPY {HBA_FILE.name} " in dockerfile
+    rules = [line.split() for line in HBA_FILE.read_text().splitlines() if line and not line.startswith("#")]
+    assert rules == [
+        ["local", "all", "all", "trust"],
+        ["hostssl", "all", "all", "all", "scram-sha-256"],
+        ["hostnossl", "all", "all", "all", "reject"],
+    ]
 
 
 def test_lookalike_scripts_are_executable():

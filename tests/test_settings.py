@@ -20,6 +20,7 @@ from common.settings import ENGINES, ROOT, UNAVAILABLE, BadSetting
 ACCESSORS = {
     "postgres": settings.postgres_url,
     "postgres_replica": settings.postgres_replica_url,
+    "postgres_secure": settings.postgres_secure_url,
     "pgbouncer": settings.pgbouncer_url,
     "timescaledb": settings.timescale_url,
     "mysql": settings.mysql_params,
@@ -29,6 +30,9 @@ ACCESSORS = {
     "influxdb": settings.influx_url,
     "cassandra": settings.cassandra_contact_points,
     "prometheus": settings.prometheus_url,
+    "postgres_exporter": settings.postgres_exporter_url,
+    "redis_exporter": settings.redis_exporter_url,
+    "alertmanager": settings.alertmanager_url,
     "dynamodb": settings.dynamodb_url,
 }
 EXTRAS = {variable: key for key, engine in ENGINES.items() for variable, _default in engine.extra}
@@ -101,6 +105,29 @@ def test_a_good_address_is_accepted(monkeypatch, key, value):
 def test_sqlalchemy_gets_the_driver_named_for_either_spelling(monkeypatch, scheme):
     monkeypatch.setenv("POSTGRES_URL", f"{scheme}://u:p@db:5432/app")
     assert settings.sqlalchemy_postgres_url() == "postgresql+psycopg://u:p@db:5432/app"
+
+
+@pytest.mark.parametrize(
+    ("url", "ca", "expected_ca"),
+    [
+        (None, None, str(ROOT / ".local" / "certs" / "postgres_secure" / "ca.crt")),
+        (
+            "postgresql://u:p@db:5435/app?sslmode=require&application_name=x",
+            "/etc/ssl/our ca.pem",
+            "/etc/ssl/our ca.pem",
+        ),
+    ],
+)
+def test_postgres_secure_is_reached_with_verify_full_against_its_ca(monkeypatch, url, ca, expected_ca):
+    import psycopg.conninfo
+
+    if url:
+        monkeypatch.setenv("POSTGRES_SECURE_URL", url)
+        monkeypatch.setenv("POSTGRES_SECURE_CA", ca)
+    params = psycopg.conninfo.conninfo_to_dict(settings.postgres_secure_url())
+    assert params["sslmode"] == "verify-full"  # replaces what the URL said
+    assert params["sslrootcert"] == expected_ca == str(settings.postgres_secure_ca())
+    assert params.get("application_name", "x") == "x"  # the URL's other parameters stay
 
 
 @pytest.mark.parametrize(("key", "value"), BAD_ADDRESSES)

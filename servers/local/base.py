@@ -47,16 +47,40 @@ def chown_for(user: str, path: Path) -> None:
         parent.chmod(parent.stat().st_mode | 0o011)
 
 
-def _tied_to_parent(argv: list[str]) -> list[str]:
-    """The command, run so that Linux sends it SIGTERM when the starting thread exits.
+def _tied_to_parent(argv: list[str], user: str | None, tied: bool) -> list[str]:
+    """The command, run as `user` (None: as we are) and, when `tied`, ended by SIGTERM when the
+    starting thread exits.
 
-    setpriv sets the parent-death signal and then becomes the server (same process). Doing
-    it in Python between fork and exec (preexec_fn) can deadlock when other threads run, as
+    setpriv changes the user and sets the parent-death signal in one call (a second setpriv that
+    changes the user would clear the signal), then becomes the server: same process, so signals
+    reach it directly. runuser would fork, and it waits 2 s after passing a signal on. Doing any
+    of it in Python between fork and exec (preexec_fn) can deadlock when other threads run, as
     the suite's do while it starts engines in parallel.
     """
-    if shutil.which("setpriv"):
-        return ["setpriv", "--pdeathsig", "TERM", "--", *argv]
-    return argv
+    if not (user or tied) or not shutil.which("setpriv"):
+        return ["runuser", "-u", user, "--", *argv] if user else argv
+    options = ["--pdeathsig", "TERM"] if tied else []
+    if user:
+        options += [f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    return ["setpriv", *options, "--", *argv]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc (children before their own children)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(0), [])
+        found += children
+        queue += children
+    return found
 
 
 class LocalServer:
@@ -65,6 +89,7 @@ class LocalServer:
     compose_port: int = 0  # the port compose publishes, used by `make local-up`
     start_timeout: float = 30.0
     run_as: str | None = None  # an OS account for servers that refuse to run as root
+    stop_signal: int = signal.SIGTERM  # what `stop()` sends first
 
     def __init__(self, port: int, workdir: Path):
         self.port = port
@@ -129,11 +154,7 @@ class LocalServer:
         if self.run_as and os.geteuid() == 0:
             chown_for(self.run_as, self.workdir)
         self.prepare()
-        argv = self.command()
-        if self.run_as and os.geteuid() == 0:
-            argv = ["runuser", "-u", self.run_as, "--", *argv]
-        if tied_to_parent:
-            argv = _tied_to_parent(argv)
+        argv = _tied_to_parent(self.command(), self._owner(), tied_to_parent)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 argv,
@@ -176,7 +197,7 @@ class LocalServer:
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, self.stop_signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._alive(pid):
             time.sleep(0.1)
@@ -188,6 +209,33 @@ class LocalServer:
             while port_open(port) and time.monotonic() < deadline + 10:
                 time.sleep(0.1)
         (self.workdir / "server.pid").unlink(missing_ok=True)
+
+    def _owner(self) -> str | None:
+        return self.run_as if self.run_as and os.geteuid() == 0 else None
+
+    def kill(self) -> None:
+        """SIGKILL to the server and every process under it, as a crash: no shutdown, no flush.
+
+        Deepest first, each reaped by its parent before the parent goes: a wrapper process (runuser,
+        where setpriv is missing) does not pass a SIGKILL on, and an orphan that dies is left a
+        zombie here (PID 1 does not reap), which a restarted PostgreSQL takes for a postmaster
+        still running.
+        """
+        pid = self.process.pid if self.process else self._pid_from_file()
+        if pid is None:
+            return
+        for victim in [*reversed(_descendants(pid)), pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+            if self.process is not None and victim == self.process.pid:
+                self.process.wait()
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{victim}").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        for port in [self.port, *self.extra_ports()]:
+            deadline = time.monotonic() + 10
+            while port_open(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

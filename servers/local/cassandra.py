@@ -106,11 +106,12 @@ class CassandraServer(LocalServer):
     compose_port = 9042
     start_timeout = 120.0  # about 15 s alone; far more when other JVMs share the two cores
 
-    def __init__(self, port: int, workdir: Path):
+    def __init__(self, port: int, workdir: Path, jmx_port: int | None = None):
         super().__init__(port, workdir)
         self.storage_port = free_port()
         while self.storage_port == port:
             self.storage_port = free_port()
+        self.jmx_port = jmx_port  # JMX on loopback, no auth, for nodetool; off unless asked for
 
     @classmethod
     def installed(cls) -> bool:
@@ -136,6 +137,8 @@ class CassandraServer(LocalServer):
             "cassandra.triggers_dir": str(workdir / "triggers"),
             "logback.configurationFile": str(CONFIG / "logback.xml"),
         }
+        if self.jmx_port:
+            properties["cassandra.jmx.local.port"] = str(self.jmx_port)
         return [
             *without_memory_lock(),
             str(HOME / "java"),
@@ -152,7 +155,7 @@ class CassandraServer(LocalServer):
         return f"127.0.0.1:{self.port}"
 
     def extra_ports(self) -> list[int]:
-        return [self.storage_port]
+        return [self.storage_port, *([self.jmx_port] if self.jmx_port else [])]
 
     def ready(self) -> bool:
         """The native protocol answers a real query (the port opens a little before it does)."""

@@ -23,6 +23,11 @@ class MySQLServer(LocalServer):
     compose_port = 3306
     start_timeout = 30.0
 
+    def __init__(self, port, workdir, settings: dict[str, str] | None = None):
+        super().__init__(port, workdir)
+        # `--name=value` options after the defaults below, e.g. {"log-bin": "binlog"} (start-time only).
+        self.extra_settings = dict(settings or {})
+
     @classmethod
     def installed(cls) -> bool:
         return shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None
@@ -58,6 +63,9 @@ class MySQLServer(LocalServer):
             "--innodb-flush-log-at-trx-commit=2",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_unicode_ci",
+            # On by default in MySQL 8.4, off in MariaDB: statement digests are what monitoring/ reads.
+            "--performance-schema=ON",
+            *(f"--{name}={value}" for name, value in self.extra_settings.items()),
         ]
 
     def url(self) -> str:

@@ -8,6 +8,7 @@ the package creates. The cluster gets the compose credentials (user, password an
 from __future__ import annotations
 
 import glob
+import signal
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,21 @@ class PostgresServer(LocalServer):
     compose_port = 5432
     start_timeout = 30.0
     run_as = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown: roll back open sessions rather than wait for them
+
+    def __init__(
+        self,
+        port,
+        workdir,
+        settings: dict[str, str] | None = None,
+        hba: list[str] | None = None,
+        binaries: Path | None = None,
+    ):
+        super().__init__(port, workdir)
+        self.extra_settings = dict(settings or {})  # `-c name=value` on top of the defaults below
+        self.hba = hba  # pg_hba.conf lines that replace initdb's, or None to keep them
+        # Another installation's bin folder (initdb, postgres), e.g. a newer major version.
+        self.binaries = Path(binaries) if binaries is not None else bin_dir()
 
     @classmethod
     def installed(cls) -> bool:
@@ -40,13 +56,19 @@ class PostgresServer(LocalServer):
         return self.workdir / "data"
 
     def prepare(self) -> None:
+        self.initdb()
+        if self.hba is not None:
+            (self.data / "pg_hba.conf").write_text("\n".join(self.hba) + "\n")
+
+    def initdb(self) -> None:
         if (self.data / "PG_VERSION").exists():
             return
         password_file = self.workdir / "password"
         password_file.write_text(PASSWORD)
         password_file.chmod(0o644)
-        initdb = [str(bin_dir() / "initdb"), "-D", str(self.data), "-U", USER, f"--pwfile={password_file}"]
-        initdb += ["--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8"]
+        initdb = [str(self.binaries / "initdb"), "-D", str(self.data), "-U", USER, "-E", "UTF8"]
+        initdb += [f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=trust"]
+        initdb += ["--locale=C.UTF-8"]
         subprocess.run(self._as_owner(initdb), check=True, capture_output=True)
         password_file.unlink()
 
@@ -54,14 +76,15 @@ class PostgresServer(LocalServer):
         settings = {
             "listen_addresses": "127.0.0.1",
             "unix_socket_directories": str(self.workdir),
-            "shared_preload_libraries": "pg_stat_statements",
+            "shared_preload_libraries": "pg_stat_statements,auto_explain",
             # No fsync: these servers hold only lesson data. synchronous_commit stays on: with it
             # off, VACUUM cannot mark pages all-visible at once and Index Only Scans change.
             "fsync": "off",
             "full_page_writes": "off",
             "max_connections": "200",
+            **self.extra_settings,
         }
-        argv = [str(bin_dir() / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        argv = [str(self.binaries / "postgres"), "-D", str(self.data), "-p", str(self.port)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
         return argv
@@ -75,6 +98,17 @@ class PostgresServer(LocalServer):
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         return True
+
+    def after_ready(self) -> None:
+        # In `public`, once, as the compose init script does: a lesson that created one in its own
+        # schema would drop it for everyone with that schema. Lessons look them up.
+        with psycopg.connect(self.url(), connect_timeout=2, autocommit=True) as conn:
+            if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                return  # a standby, or a restored node still replaying: read-only
+            for name in ("pg_stat_statements", "pgcrypto"):  # where the build has them
+                if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", [name]).fetchone():
+                    statement = sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA public")
+                    conn.execute(statement.format(sql.Identifier(name)))
 
     def _as_owner(self, argv: list[str]) -> list[str]:
         import os

@@ -13,6 +13,11 @@ class RedisServer(LocalServer):
     compose_port = 6379
     start_timeout = 15.0
 
+    def __init__(self, port, workdir, settings: dict[str, str] | None = None):
+        super().__init__(port, workdir)
+        # `--name value` after the defaults below, which they override: {"appendonly": "yes"}.
+        self.extra_settings = dict(settings or {})
+
     @classmethod
     def installed(cls) -> bool:
         return shutil.which("redis-server") is not None
@@ -26,6 +31,7 @@ class RedisServer(LocalServer):
             "--save", "",
             "--appendonly", "no",
             "--daemonize", "no",
+            *(word for name, value in self.extra_settings.items() for word in (f"--{name}", value)),
         ]  # fmt: skip
 
     def url(self) -> str:

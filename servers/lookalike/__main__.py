@@ -41,7 +41,14 @@ def tags_of(folder: str) -> list[str]:
     if folder in PARENTS:
         return [PARENTS[folder]]
     services = compose_services()
-    return sorted({services[e.service]["image"] for e in ENGINES.values() if e.lookalike == folder})
+    # A service whose image compose builds (postgres_secure) is built on top of a lookalike, not one.
+    return sorted(
+        {
+            services[e.service]["image"]
+            for e in ENGINES.values()
+            if e.lookalike == folder and "build" not in services[e.service]
+        }
+    )
 
 
 def mirror() -> str:

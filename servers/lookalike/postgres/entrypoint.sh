@@ -15,7 +15,9 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
     initdb --username="$user" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") -D "$PGDATA" >/dev/null
     echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
     echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    # With the command's options (shared_preload_libraries, hba_file, ssl...), as the official image.
+    options=("${@:2}" -c listen_addresses=)
+    pg_ctl -D "$PGDATA" -o "$(printf '%q ' "${options[@]}")" -w start >/dev/null
     if [[ "$database" != postgres ]]; then
         psql -v ON_ERROR_STOP=1 -U "$user" -d postgres -c "CREATE DATABASE \"$database\"" >/dev/null
     fi
