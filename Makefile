@@ -74,10 +74,13 @@ format: install ## ruff format and autofix
 catalog: install ## Regenerate the README catalog from the lessons' docstrings
 	$(PY) -m common.catalog --write
 
+figures: install ## Regenerate recovery/README.md's measured table (needs the servers running)
+	$(PY) -m common.recovery_figures --write
+
 compose-check: install ## Validate docker-compose.yml without a Docker engine
 	$(PY) -m servers.compose_check
 
 clean: local-down ## Stop local servers and remove local state
 	rm -rf .local
 
-.PHONY: help install up down local-install local-up local-down demo run run-all run-parallel test bench lint format catalog compose-check clean
+.PHONY: help install up down local-install local-up local-down demo run run-all run-parallel test bench lint format catalog figures compose-check clean

@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -285,31 +285,43 @@ def try_ways(admin: pymysql.Connection, params: dict, name: str, seen: list[Seen
 
 
 @contextmanager
-def open_transaction(params: dict, hold_s: float) -> Iterator[None]:
-    """A transaction that read the table and stays open: it holds a shared metadata lock for hold_s."""
+def open_transaction(params: dict) -> Iterator[Callable[[float], None]]:
+    """A transaction that read the table and stays open, holding a shared metadata lock.
+
+    It yields `release(after_s)`: the transaction ends `after_s` seconds after the first call. The
+    clock starts when the lesson says, not at BEGIN, so a slow machine cannot end it before the
+    ALTER it is meant to hold up has even been sent.
+    """
     conn = connect(params)
     conn.begin()
     scalar(conn, "SELECT count(*) FROM customers WHERE id <= 1000")
-    ends = threading.Timer(hold_s, conn.rollback)
-    ends.start()
+    timers: list[threading.Timer] = []
+
+    def release(after_s: float) -> None:
+        if not timers:
+            timers.append(threading.Timer(after_s, conn.rollback))
+            timers[0].start()
+
     try:
-        yield
+        yield release
     finally:
-        ends.join()
+        release(0)
+        timers[0].join()
         conn.close()
 
 
 def mdl(admin: pymysql.Connection, params: dict, is_mariadb: bool, seen: list[Seen]) -> tuple[int, int]:
     """The ALTER behind an open transaction: waiting as long as it takes, then under lock_wait_timeout."""
     shortest = 0 if is_mariadb else 1  # seconds: MariaDB gives up at once with 0; MySQL's minimum is 1
-    hold_s = max(HOLD_S, 2 * shortest + 0.5)  # long enough for the ALTER to give up at least once
+    hold_s = max(HOLD_S, 2 * shortest + 0.5)  # long enough for the ALTER to give up more than once
     with admin.cursor() as cur:
-        with live(params, admin, "ALTER, no timeout", seen), open_transaction(params, hold_s):
+        with live(params, admin, "ALTER, no timeout", seen), open_transaction(params) as release:
+            release(hold_s)
             cur.execute(MDL_ALTER)
         cur.execute(MDL_UNDO)
         gave_up = 0
         cur.execute("SET SESSION lock_wait_timeout = %s", (shortest,))
-        with live(params, admin, "ALTER, timeout+retry", seen), open_transaction(params, hold_s):
+        with live(params, admin, "ALTER, timeout+retry", seen), open_transaction(params) as release:
             while True:
                 try:
                     cur.execute(MDL_ALTER)
@@ -318,6 +330,7 @@ def mdl(admin: pymysql.Connection, params: dict, is_mariadb: bool, seen: list[Se
                     if error.args[0] != 1205 or gave_up > 100:  # ER_LOCK_WAIT_TIMEOUT
                         raise
                     gave_up += 1
+                    release(hold_s)  # from the first refusal: the transaction was surely open for it
                     time.sleep(0.05)  # let the queries queued behind it through
         cur.execute("SET SESSION lock_wait_timeout = DEFAULT")
     return shortest, gave_up

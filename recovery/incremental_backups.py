@@ -118,6 +118,8 @@ class IncrementalResult:
     verify_status: dict[str, str] = field(default_factory=dict)  # kind -> valid / invalid
     newer_postgres: str = ""  # the 17+ version used for pg_combinebackup, or ""
     rows: list[tuple] = field(default_factory=list, compare=False)  # the summary table, as measured
+    cluster_bytes: int = field(default=0, compare=False)  # the cluster pgBackRest backed up
+    incremental_wal_bytes: int = field(default=0, compare=False)  # pg_wal in the 17+ incremental
 
     @property
     def holds(self) -> bool:
@@ -273,6 +275,7 @@ def take_three(source, pgbackrest: list[str], result: IncrementalResult) -> tupl
             for b in backups
         ],
     )
+    result.cluster_bytes = backups[-1]["info"]["size"]
     cluster = console.size(backups[-1]["info"]["size"])
     console.say(
         f"The cluster holds {cluster}; at this size a backup's time goes to a checkpoint and the WAL."
@@ -378,6 +381,7 @@ def server_incremental(result: IncrementalResult) -> None:
         "incr", ["incr", "full"], moment, tables, sizes_["incr"][0], incr_took.seconds, elapsed.seconds
     )
     name = f"PostgreSQL {result.newer_postgres} incr"
+    result.incremental_wal_bytes = sizes_["incr"][1]
     result.restores[name] = combined
     full_size, full_s = console.size(sizes_["full"][0]), console.seconds(full_took.seconds)
     result.rows += [

@@ -111,6 +111,7 @@ class DrillResult:
     gap_found: list[str] = field(default_factory=list)  # files the chain check says are missing
     mistake_at: str = field(default="", compare=False)  # binlog file:position
     figures: dict[str, str] = field(default_factory=dict, compare=False)  # sizes and times, printed
+    backups: dict[str, Backup] = field(default_factory=dict, compare=False)  # full, incremental
     shared_server: str = field(default="", compare=False)
 
     @property
@@ -312,6 +313,7 @@ def drill(source, scratch: Path) -> DrillResult:
         update(conn, rng, next_id - 1, INC_UPDATES)
         at_incremental = state(conn)
         inc = backup(options, scratch / "inc", base=full.path)
+        result.backups.update(full=full, incremental=inc)
         rows = [(n, at.rows, console.size(b.size), console.seconds(b.seconds), f"{b.binlog_file}:{b.binlog_pos}")
                 for n, at, b in (("full", at_full, full), ("incremental", at_incremental, inc))]  # fmt: skip
         console.table(["backup", "rows at backup", "size", "took", "binlog position recorded"], rows)
