@@ -344,8 +344,11 @@ def pt_online_schema_change(admin: pymysql.Connection, params: dict, seen: list[
     with tempfile.TemporaryDirectory(prefix="zero_downtime-") as folder:
         options = Path(folder) / "client.cnf"
         options.touch(mode=0o600)
+        # MySQL's client library (under Perl's DBD::mysql) takes the host "localhost", the compose
+        # default, for its Unix socket and ignores the port: name the loopback address instead.
+        host = "127.0.0.1" if params["host"] == "localhost" else params["host"]
         options.write_text(
-            f"[client]\nhost={params['host']}\nport={params['port']}\n"
+            f"[client]\nhost={host}\nport={params['port']}\n"
             f"user={params['user']}\npassword={params['password']}\n"
         )
         command = [
