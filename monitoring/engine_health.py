@@ -269,6 +269,7 @@ def own_clients(session: Session) -> tuple[int, int]:
 
 def cassandra_health(session: Session) -> tuple[CassandraHealth, dict[str, str]]:
     console.step("Cassandra: system.local, system.peers and the virtual tables of system_views")
+    session.default_timeout = 30.0  # the driver's 10 s is short for a node busy with other lessons
     session.execute(
         "CREATE KEYSPACE IF NOT EXISTS engine_health"
         " WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
