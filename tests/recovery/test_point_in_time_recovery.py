@@ -65,15 +65,12 @@ def test_rpo_figures_are_measured(result):
     assert rpo.writes > 0
     assert 0 < rpo.typical_bytes_at_risk <= rpo.max_bytes_at_risk
     assert 0 < rpo.max_rows_at_risk <= rpo.writes
-    assert rpo.max_exposure_s > 0
     assert rpo.segments_archived > 0  # archive_timeout switched segments under the load
     assert rpo.archive_growth_bytes >= rpo.segments_archived * 1024 * 1024
 
 
-def test_rto_figures_are_measured(result):
+def test_the_wal_replayed_and_the_backup_are_measured(result):
     full = result.recoveries[lesson.TOO_FAR]
-    assert result.rto_s > 0
-    assert full.copy_s > 0 and full.recovery_s > 0
     assert full.wal_bytes > 0
     assert result.backup_bytes > 0
 
