@@ -234,6 +234,20 @@ def render(facts: dict[str, Any]) -> str:
         "",
         "Measured in the same run by `redis_persistence.py`: one client writing as fast as it can, "
         "the node killed once per setting.",
+        "",
+        "## High availability: what each setup lost, and for how long no write succeeded",
+        "",
+        "| Lesson | Setup | Acknowledged writes lost | Longest without a successful write | What was configured |",
+        "|---|---|---|---|---|",
+    ]
+    for row in facts.get("failovers", []):
+        gap = console.seconds(row["gap_s"]) if row["gap_s"] is not None else row["gap_note"]
+        lost = f"{row['lost']:,} of {row['acknowledged']:,}"
+        lines.append(f"| `{row['lesson']}` | {row['setup']} | {lost} | {gap} | {row['configured']} |")
+    lines += [
+        "",
+        "Measured in the same run: a client that records every operation writes through each setup "
+        "while the fault is injected; lost means acknowledged to the client and missing afterwards.",
     ]
     return "\n".join(lines)
 
@@ -253,6 +267,10 @@ def _mysql(lesson):
 
 
 LESSONS = {  # recovery/<name>.py: how its main() calls run(...)
+    "postgres_failover": lambda lesson: lesson.run(),
+    "redis_high_availability": lambda lesson: lesson.run(lesson.shared_server_note()),
+    "cassandra_replication": lambda lesson: lesson.run(),
+    "cross_region_replication": lambda lesson: lesson.run(),
     "backup_strategies": lambda lesson: lesson.run(),
     "incremental_backups": lambda lesson: lesson.run(),
     "point_in_time_recovery": lambda lesson: lesson.run(),
@@ -393,6 +411,41 @@ def crash_facts(redis) -> dict[str, dict]:
     }
 
 
+def failover_row(lesson: str, setup: str, acknowledged: int, lost: int, gap_s, configured: str, gap_note=""):
+    return {"lesson": lesson, "setup": setup, "acknowledged": acknowledged, "lost": lost,
+            "gap_s": gap_s, "gap_note": gap_note, "configured": configured}  # fmt: skip
+
+
+def failover_facts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per setup of the high-availability lessons, in reading order."""
+    rows = []
+    for s in results["postgres_failover"].setups.values():
+        rows.append(
+            failover_row("postgres_failover.py", s.setup, s.acknowledged, s.lost, s.seconds_without_writes,
+                         s.configured)
+        )  # fmt: skip
+    redis = results["redis_high_availability"]
+    for failover in redis.failovers.values():
+        for s in failover.setups:
+            gap = s.seconds_without_writes if s.writes_after_switch else None
+            note = "no write after the switch: the WAIT could not be met" if gap is None else ""
+            rows.append(
+                failover_row("redis_high_availability.py", f"{s.setup}, {s.writes}", s.acknowledged, s.lost,
+                             gap, s.configured, note)
+            )  # fmt: skip
+    for s in results["cassandra_replication"].setups:
+        rows.append(
+            failover_row("cassandra_replication.py", s.name, s.acknowledged, s.lost, s.seconds_without_writes,
+                         s.configured)
+        )  # fmt: skip
+    for loss in results["cross_region_replication"].losses.values():
+        rows.append(
+            failover_row("cross_region_replication.py", loss.setup, loss.acknowledged, loss.lost_acknowledged,
+                         loss.seconds_without_writes, loss.configured)
+        )  # fmt: skip
+    return rows
+
+
 def facts_from(results: dict[str, Any]) -> dict[str, Any]:
     """The facts the tables are rendered from: plain numbers and strings (saved as JSON)."""
     backups = {
@@ -411,6 +464,7 @@ def facts_from(results: dict[str, Any]) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "backups": {key: backups[key] for key in BACKUP_TYPES},
         "crashes": crash_facts(results["redis_persistence"]),
+        "failovers": failover_facts(results),
     }
 
 

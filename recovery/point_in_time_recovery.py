@@ -13,13 +13,13 @@ server refuses to start; without one it promotes at the gap, short of every tran
 Last, what sizes the setup: RPO (committed WAL still only on the primary's disk, sampled under load)
 and RTO (copy the backup, replay, promote).
 
-Engine: PostgreSQL on nodes of its own, started from the local binaries (Debian's 15 here), never the
-shared server; schema `point_in_time_recovery`. What it shows holds from PostgreSQL 13 on, so for the
-compose image's 17 too: a server whose WAL runs out before its target stops with FATAL "recovery
+Engine: PostgreSQL on nodes of its own, never the shared server: the local binaries (Debian's 15 here),
+or where only Docker serves containers of the compose image (17) on host folders; schema
+`point_in_time_recovery`. What it shows holds from PostgreSQL 13 on, so for both: a server whose WAL runs out before its target stops with FATAL "recovery
 ended before configured recovery target was reached" (12 and older promoted there as if it had been
 reached), and with no target it promotes wherever its WAL ends, gap or not.
-Run: `make local-up` (it installs the local PostgreSQL the nodes start from), then
-`python recovery/point_in_time_recovery.py`.
+Run: `make local-up` (it installs the local PostgreSQL the nodes start from) or have Docker running,
+then `python recovery/point_in_time_recovery.py`.
 Look for: one checksum for all four targets, the mistake back after the whole archive, the FATAL
 line, the rows short after the gap, and the RPO and RTO figures.
 """
@@ -27,12 +27,10 @@ line, the rows short after the gap, and the RPO and RTO figures.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import shlex
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +42,8 @@ from common import console
 from common.settings import require
 from common.timing import timer
 from common.workload import Workload
-from servers.local.base import ServerStartError, chown_for
-from servers.local.postgres import USER, bin_dir
+from servers.local.base import ServerStartError
+from servers.local.postgres import USER
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("postgres",)
@@ -162,18 +160,6 @@ def snapshot(conn: psycopg.Connection) -> Snapshot:
     return found
 
 
-def as_owner(server, argv: list[str]) -> list[str]:
-    """Server-side tools run as the account that owns the data folder (`postgres` when we are root)."""
-    return ["runuser", "-u", server.run_as, "--", *argv] if os.geteuid() == 0 else argv
-
-
-def stop_cleanly(server) -> None:
-    """A fast shutdown with pg_ctl, so the node's own stop() finds nothing left to wait for."""
-    if (server.data / "postmaster.pid").exists():
-        pg_ctl = [str(bin_dir() / "pg_ctl"), "stop", "-D", str(server.data), "-m", "fast", "-w"]
-        subprocess.run(as_owner(server, pg_ctl), capture_output=True)
-
-
 def switch_wal(conn: psycopg.Connection, timeout_s: float = 60) -> str:
     """Close the current segment and wait until the archiver has copied it; its name."""
     segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
@@ -189,10 +175,10 @@ def switch_wal(conn: psycopg.Connection, timeout_s: float = 60) -> str:
 def base_backup(source) -> tuple[Path, str, int, float]:
     """pg_basebackup with the WAL it needs; the folder, its start LSN, its size and the seconds it took."""
     base = source.workdir / "base"
-    argv = [str(bin_dir() / "pg_basebackup"), "-h", str(source.workdir), "-p", str(source.port)]
-    argv += ["-U", USER, "-D", str(base), "-X", "none", "-c", "fast"]  # its WAL: from the archive
+    argv = ["pg_basebackup", "-h", source.workdir, "-p", source.port]  # its socket, in its folder
+    argv += ["-U", USER, "-D", base, "-X", "none", "-c", "fast"]  # its WAL: from the archive
     with timer() as took:
-        subprocess.run(as_owner(source, argv), check=True, capture_output=True)
+        source.tool(argv, check=True)  # of the node's version, as the owner of its files
     start = re.search(r"START WAL LOCATION: (\S+)", (base / "backup_label").read_text()).group(1)
     size = sum(path.stat().st_size for path in base.rglob("*") if path.is_file())
     return base, start, size, took.seconds
@@ -233,10 +219,8 @@ def mark_the_moment(conn: psycopg.Connection, last_xid: str) -> dict[str, dict[s
 
 def restore_into(restored, base: Path) -> None:
     """The backup's files into the new node's data folder, and recovery.signal: replay, then open."""
-    if restored.run_as and os.geteuid() == 0:
-        chown_for(restored.run_as, restored.workdir)
-    subprocess.run(as_owner(restored, ["cp", "-a", str(base), str(restored.data)]), check=True)
-    subprocess.run(as_owner(restored, ["touch", str(restored.data / "recovery.signal")]), check=True)
+    restored.tool(["cp", "-a", base, restored.data], check=True)  # as the owner of its files
+    restored.tool(["touch", restored.data / "recovery.signal"], check=True)
 
 
 def refusal_in(log: str) -> str:
@@ -275,7 +259,6 @@ def recover(base: Path, archive: Path, start_lsn: str, target: dict[str, str]) -
                 result.wal_bytes = conn.execute(
                     "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), %s::pg_lsn)::bigint", (start_lsn,)
                 ).fetchone()[0]
-            stop_cleanly(restored)
     return result
 
 
@@ -348,18 +331,13 @@ def run() -> PitrResult:
     settings = {**DURABLE, "wal_level": "replica", "archive_mode": "on"}
     with node("postgres", start=False, settings=settings) as source:
         archive = source.workdir / "archive"
-        archive.mkdir()
-        if source.run_as and os.geteuid() == 0:
-            chown_for(source.run_as, archive)
+        source.tool(["mkdir", archive], check=True)  # the server's account writes it
         quoted = shlex.quote(str(archive))
         source.extra_settings["archive_command"] = f"test ! -f {quoted}/%f && cp %p {quoted}/%f"
         source.extra_settings["archive_timeout"] = f"{ARCHIVE_TIMEOUT_S}s"  # switch segments this often
         source.start_and_wait(tied_to_parent=True)
-        try:
-            with psycopg.connect(source.url(), autocommit=True) as conn:
-                return lesson(conn, source, archive)
-        finally:
-            stop_cleanly(source)
+        with psycopg.connect(source.url(), autocommit=True) as conn:
+            return lesson(conn, source, archive)
 
 
 def workload_then_mistake(conn: psycopg.Connection) -> tuple[list[Snapshot], dict, str]:
@@ -455,7 +433,7 @@ def main() -> int:
     try:
         result = run()
     except NoThrowaway as missing:
-        console.error(f"{missing} (this lesson starts PostgreSQL nodes of its own from the local binaries)")
+        console.error(f"{missing} (this lesson starts PostgreSQL nodes of its own)")
         return 2
     return 0 if result.holds else 1
 

@@ -20,7 +20,9 @@ whatever came after the last rule fired, from nothing to the rule's whole window
 measures what each setting costs in writes per second.
 
 Engine: Redis 7 (REDIS_URL, only read: its persistence settings say what a crash would lose there);
-the drill runs on throwaway `redis-server` nodes of its own, keys under `redis_persistence:`.
+the drill runs on throwaway nodes of its own, keys under `redis_persistence:`: local `redis-server`
+processes, or where only Docker serves containers of the compose image on host folders (the kill is a
+SIGKILL to the container, the restart a new container on the same folder).
 Run: `make up SERVICES=redis` (or `make local-up`), then `python recovery/redis_persistence.py`.
 Look for: equal key counts and checksums after both restores, the lost-writes table (0 for always,
 every write after the snapshot for RDB only) and the writes per second of each setting.

@@ -36,7 +36,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 HONOURED = {
     "image": "the container's image (the tag of the built image, for a service with `build`)",
     "build": "the image built from its context (docker SDK, classic builder, its network), once per session",
-    "pull_policy": "`build` only: the image is built, never pulled, as compose does then",
+    "pull_policy": "`build`: the image is built, never pulled; `missing` (with `build`): built only "
+    "where it is not there yet, as compose does then",
     "profiles": "not needed: the suite starts exactly the services its tests need",
     "environment": "container environment",
     "command": "container command",
@@ -90,6 +91,9 @@ def build_image(service: dict) -> None:
         if tag in _built:
             return
         client = docker.from_env()
+        if service.get("pull_policy") == "missing" and client.images.list(name=tag):
+            _built.add(tag)  # as compose does: an image that is there is used, not rebuilt
+            return
         try:
             client.images.build(
                 path=str(ROOT / spec["context"]),
@@ -214,8 +218,10 @@ class ComposeContainer:
             raise ValueError(
                 f"docker-compose.yml service {engine!r} uses keys the suite ignores: {sorted(unknown)}"
             )
-        if self.service.get("pull_policy", "build") != "build":
-            raise ValueError(f"docker-compose.yml service {engine!r}: only `pull_policy: build` is honoured")
+        if self.service.get("pull_policy", "build") not in ("build", "missing"):
+            raise ValueError(
+                f"docker-compose.yml service {engine!r}: only `pull_policy: build` or `missing` is honoured"
+            )
         self.env_extra: dict[str, str] = {}
         self.ports = [int(str(port).split(":")[-1]) for port in self.service["ports"]]
         self.mounts = self._mounts()

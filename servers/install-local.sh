@@ -7,7 +7,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export EXAMPLES_CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
 mkdir -p "$EXAMPLES_CACHE"
 
-all=(postgres postgres_secure mysql redis prometheus postgres_exporter redis_exporter alertmanager pgbouncer dynamodb neo4j cassandra mongodb influxdb)
+all=(postgres postgres_secure mysql redis prometheus postgres_exporter redis_exporter alertmanager toxiproxy pgbouncer dynamodb moto neo4j cassandra mongodb influxdb couchdb gremlin janusgraph cosmosdb hbase)
 engines=("$@")
 [ ${#engines[@]} -eq 0 ] && engines=("${all[@]}")
 
@@ -18,7 +18,7 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO
 # (recovery/), pgAudit, an sshd for tunnels and iptables for a firewall (security/; no service of
 # theirs is started).
 declare -A packages=(
-  [postgres]="postgresql postgresql-contrib postgresql-15-pgaudit pgbackrest pgloader openssh-server iptables"
+  [postgres]="postgresql postgresql-contrib postgresql-15-pgaudit pgbackrest pgloader openssh-server iptables pg-auto-failover-cli postgresql-15-auto-failover"
   [mysql]="mariadb-server mariadb-backup percona-toolkit"
   [redis]="redis-server"
   [prometheus]="prometheus prometheus-pushgateway"
@@ -31,7 +31,15 @@ declare -A packages=(
   [cassandra]="openjdk-17-jdk-headless maven"
   [mongodb]="openjdk-17-jdk-headless maven"
   [influxdb]="curl unzip ca-certificates"
+  [gremlin]="openjdk-17-jdk-headless maven unzip"  # Gremlin Server: the stand-in for Neptune's Gremlin API
+  [janusgraph]="openjdk-17-jdk-headless maven"
   [dynamodb]=""
+  [moto]=""  # moto[server] from PyPI, with the project (make install), as for dynamodb
+  # Node.js and npm: servers/install/couchdb.sh installs them when missing (a NodeSource nodejs
+  # conflicts with Debian's npm package, so no package is named here).
+  [couchdb]=""
+  [cosmosdb]=""  # Cosmium, built by servers/install/cosmosdb.sh with the Go toolchain it fetches if needed
+  [hbase]="openjdk-17-jdk-headless maven"  # HBase 2.6 standalone + Thrift server: jars from Maven Central
 )
 
 wanted=()

@@ -24,7 +24,18 @@ from servers.local import server_class
 from servers.local.base import free_port
 
 START, END = "<!-- engines:start -->", "<!-- engines:end -->"
-BUILT_FROM_REGISTRIES = {"neo4j", "cassandra", "mongodb", "influxdb"}
+BUILT_FROM_REGISTRIES = {
+    "neo4j",
+    "cassandra",
+    "mongodb",
+    "influxdb",
+    "toxiproxy",
+    "couchdb",
+    "gremlin",
+    "janusgraph",
+    "cosmosdb",
+    "hbase",
+}
 
 
 def timed_install(engine: str, cache: Path | None = None) -> float:

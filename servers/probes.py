@@ -135,6 +135,10 @@ def _alertmanager(env: dict) -> bool:
     return requests.get(env["ALERTMANAGER_URL"] + "/-/ready", timeout=2).status_code == 200
 
 
+def _toxiproxy(env: dict) -> bool:
+    return requests.get(env["TOXIPROXY_URL"] + "/version", timeout=2).status_code == 200
+
+
 def _dynamodb(env: dict) -> bool:
     import boto3
 
@@ -147,6 +151,90 @@ def _dynamodb(env: dict) -> bool:
     )
     client.list_tables()
     return True
+
+
+def _moto(env: dict) -> bool:
+    """A real call to an API only moto serves here (DynamoDB Local answers no Timestream request)."""
+    import boto3
+
+    client = boto3.client(
+        "timestream-write",
+        endpoint_url=env["MOTO_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="examples",
+        aws_secret_access_key="examples",
+    )
+    client.list_databases()
+    return True
+
+
+def _gremlin_count(url: str, serializer=None) -> bool:
+    """A traversal over the driver's WebSocket: g.inject(1).count() answers 1 once `g` is bound."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from gremlin_python.driver.client import Client
+
+    # A refused connection first, cheaply: a driver that fails to connect leaves an event loop behind.
+    parts = urlsplit(url)
+    socket.create_connection((parts.hostname, parts.port or 8182), timeout=2).close()
+    options = {"message_serializer": serializer} if serializer is not None else {}
+    client = Client(url, "g", pool_size=1, **options)
+    try:
+        return client.submit("g.inject(1).count()").all().result(timeout=5) == [1]
+    finally:
+        client.close()
+
+
+def _gremlin(env: dict) -> bool:
+    return _gremlin_count(env["GREMLIN_URL"])
+
+
+def _janusgraph(env: dict) -> bool:
+    """As lessons connect: GraphBinary with JanusGraph's types (its edge ids are not plain Gremlin's)."""
+    from janusgraph_python.driver.serializer import JanusGraphBinarySerializersV1
+
+    return _gremlin_count(env["JANUSGRAPH_URL"], JanusGraphBinarySerializersV1())
+
+
+def _couchdb(env: dict) -> bool:
+    """`_all_dbs` with the URL's credentials: the HTTP layer, authentication and the database list.
+    (Not `/_up`: the local stand-in has none.)"""
+    answer = requests.get(env["COUCHDB_URL"].rstrip("/") + "/_all_dbs", timeout=2)
+    return answer.status_code == 200 and isinstance(answer.json(), list)
+
+
+def _hbase(env: dict) -> bool:
+    """The table list, and a row of hbase:namespace: the master writes it at the end of its start
+    (the table list answers, empty, a few seconds before a table can be created)."""
+    import happybase
+
+    from common.settings import ENGINES
+
+    host, port = ENGINES["hbase"].address(env["HBASE_THRIFT_URL"])
+    connection = happybase.Connection(host, port, timeout=5000, autoconnect=False)
+    connection.open()
+    try:
+        tables = connection.tables()
+        return isinstance(tables, list) and bool(list(connection.table("hbase:namespace").scan(limit=1)))
+    finally:
+        connection.close()
+
+
+def _cosmosdb(env: dict) -> bool:
+    """Lists the databases with the account key, as lessons connect (a signed request answered)."""
+    import warnings
+
+    from azure.cosmos import CosmosClient
+
+    from common.settings import ENGINES, cosmos_client_options
+
+    key = env.get("COSMOS_KEY", dict(ENGINES["cosmosdb"].extra)["COSMOS_KEY"])
+    options = cosmos_client_options(env["COSMOS_URL"], key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # urllib3's warning on an emulator's self-signed certificate
+        client = CosmosClient(**options, connection_timeout=2, retry_total=0)
+        return isinstance(list(client.list_databases()), list)
 
 
 PROBES = {
@@ -165,7 +253,14 @@ PROBES = {
     "postgres_exporter": _postgres_exporter,
     "redis_exporter": _redis_exporter,
     "alertmanager": _alertmanager,
+    "toxiproxy": _toxiproxy,
     "dynamodb": _dynamodb,
+    "moto": _moto,
+    "gremlin": _gremlin,
+    "janusgraph": _janusgraph,
+    "couchdb": _couchdb,
+    "hbase": _hbase,
+    "cosmosdb": _cosmosdb,
 }
 
 

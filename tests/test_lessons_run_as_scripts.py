@@ -3,16 +3,22 @@
 The second run proves the lesson resets its own namespace: the same exit code (0) and the
 same outline, the numbered step lines `common.console.step` prints. Engines come from the
 session's sources like any other test.
+
+recovery/ lessons run once: each run builds its nodes from nothing in new folders and removes
+them, so a second run has no namespace of theirs to find, and they are the slowest lessons.
 """
 
 import pytest
 
 from common import console
 from common.catalog import lessons
-from common.settings import ENGINES
+from common.settings import ENGINES, UNAVAILABLE
 from tests.engine_pool import engine, run_script
 
 LESSONS = lessons()
+OWN_NODES_ONLY = {"recovery"}
+# A lesson whose whole subject the local stand-in lacks (a replica set) says so and exits 2.
+NEEDS_REAL = "needs a real MongoDB"  # topics whose lessons touch no shared server, only nodes of their own
 
 
 @pytest.mark.parametrize(
@@ -27,15 +33,18 @@ def test_lesson_runs_twice_as_a_script(lesson):
     for key in lesson.requires:
         env.update(engine(key).env)
     outlines = []
-    for attempt in ("first", "second"):
+    attempts = ("first",) if lesson.topic in OWN_NODES_ONLY else ("first", "second")
+    for attempt in attempts:
         finished = run_script(lesson.relative, env)
+        if finished.returncode == UNAVAILABLE and NEEDS_REAL in finished.stderr:
+            pytest.skip(finished.stderr.strip().splitlines()[-1])
         assert finished.returncode == 0, (
             f"{attempt} run failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
         )
         outlines.append(console.steps(finished.stdout))
-    first, second = outlines
+    first, *second = outlines
     assert first, "a lesson narrates in numbered steps (common.console.step)"
-    assert second == first, "the second run takes the same steps as the first"
+    assert second in ([], [first]), "the second run takes the same steps as the first"
 
 
 @pytest.mark.parametrize(

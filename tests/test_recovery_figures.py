@@ -46,6 +46,26 @@ def test_the_saved_facts_cover_every_backup_type(saved):
     assert set(saved["crashes"]) == set(figures.CRASHES)
 
 
+HIGH_AVAILABILITY = (
+    "postgres_failover",
+    "cassandra_replication",
+    "redis_high_availability",
+    "cross_region_replication",
+)
+
+
+def test_every_high_availability_lesson_has_rows_in_the_block(readme, saved):
+    for name in HIGH_AVAILABILITY:
+        assert name in figures.LESSONS
+        rows = [row for row in saved["failovers"] if row["lesson"] == f"{name}.py"]
+        assert rows, name
+        for row in rows:
+            assert (
+                f"\n| `{name}.py` | {row['setup']} | {row['lost']:,} of {row['acknowledged']:,} |"
+                in block(readme)
+            )
+
+
 def test_the_block_is_what_render_makes_of_the_saved_facts(readme, saved):
     rendered = replace_section(readme, figures.START, figures.END, figures.render(saved))
     assert rendered == readme, "run `make figures` (servers running); never edit the block by hand"
@@ -71,6 +91,11 @@ def test_render_shows_each_fact_by_its_kind():
     assert "| 3.0 MB in 250.0 ms; copy and start 1.50 s |" in text
     assert "| not measured here: mongodump not on PATH |" in text
     assert "| `appendfsync always` | 0 of 1,234 | 25% (812 writes/s) |" in text
+    failover = {"lesson": "x.py", "setup": "sync", "acknowledged": 1500, "lost": 0, "gap_s": 0.25,
+                "gap_note": "", "configured": "remote_apply"}  # fmt: skip
+    assert "| `x.py` | sync | 0 of 1,500 | 250.0 ms | remote_apply |" in figures.render(
+        {**facts, "failovers": [failover]}
+    )
     assert (
         "| pgBackRest full | losing the server; point-in-time recovery with the archive | not measured |"
         in text

@@ -32,8 +32,26 @@ def test_every_engine_has_a_service_a_probe_and_a_source(key):
     assert spec.local == (spec.launcher is not None)
 
 
-def test_every_service_is_an_engine():
-    assert set(SERVICES) == {spec.service for spec in ENGINES.values()}
+# Multi-node deployments (replica sets, rings, Sentinel, regions) are compose services of the
+# `cluster` profile only: nodes of a topology that a recovery/ lesson builds, not engines of their own.
+TOPOLOGY_PROFILES = {"cluster"}
+
+
+def topology_nodes() -> set[str]:
+    return {name for name, service in SERVICES.items() if set(service["profiles"]) <= TOPOLOGY_PROFILES}
+
+
+def test_every_service_is_an_engine_or_a_topology_node():
+    engines = {spec.service for spec in ENGINES.values()}
+    assert set(SERVICES) == engines | topology_nodes()
+    assert not engines & topology_nodes()
+
+
+@pytest.mark.parametrize("name", sorted(topology_nodes()))
+def test_a_topology_node_is_pinned_and_memory_limited(name):
+    service = SERVICES[name]
+    assert service["image"].partition(":")[2] not in ("", "latest"), name
+    assert "mem_limit" in service, f"{name}: a node of a multi-node profile says what it may use"
 
 
 @pytest.mark.parametrize("key", sorted(k for k, e in ENGINES.items() if e.lookalike))
@@ -45,7 +63,7 @@ def test_a_lookalike_has_a_dockerfile_that_says_what_it_imitates(key):
     assert 'LABEL examples.lookalike="' in text, f"{dockerfile}: labels what it is built from"
     service = SERVICES[ENGINES[key].service]
     # A built image (postgres_secure) has a lookalike through its base: the image it is built FROM.
-    image = built_from(service) if "build" in service else service["image"]
+    image = built_from(service) if service.get("pull_policy") == "build" else service["image"]
     assert image in tags_of(ENGINES[key].lookalike)
 
 
@@ -55,7 +73,19 @@ def built_from(service: dict) -> str:
     return next(line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM "))
 
 
-@pytest.mark.parametrize("key", sorted(k for k, e in ENGINES.items() if "build" in SERVICES[e.service]))
+def test_an_image_built_where_missing_has_a_lookalike_of_its_own():
+    """HBase's image is built from Maven jars on a public Java base, not on a compose image: compose
+    builds it where it is missing, and where no registry serves that base its lookalike is the image."""
+    for key, spec in ENGINES.items():
+        service = SERVICES[spec.service]
+        if "build" in service and service.get("pull_policy") == "missing":
+            assert spec.lookalike and service["image"] in tags_of(spec.lookalike), key
+
+
+@pytest.mark.parametrize(
+    "key",
+    sorted(k for k, e in ENGINES.items() if SERVICES[e.service].get("pull_policy") == "build"),
+)
 def test_a_built_image_comes_from_a_compose_image_and_is_built_not_pulled(key, monkeypatch):
     """Its base is a compose image (so a lookalike stands in for it), it is built on the host network,
     tagged as the service's image, and compose builds it on every `up` rather than pulling it."""
@@ -126,6 +156,8 @@ def _compose_credentials(key: str) -> dict[str, str]:
         "MYSQL_USER": "user",
         "MYSQL_PASSWORD": "password",
         "MYSQL_DATABASE": "database",
+        "COUCHDB_USER": "user",
+        "COUCHDB_PASSWORD": "password",
         "DB_USER": "user",
         "DB_PASSWORD": "password",
         "DB_NAME": "database",

@@ -34,6 +34,13 @@ ACCESSORS = {
     "redis_exporter": settings.redis_exporter_url,
     "alertmanager": settings.alertmanager_url,
     "dynamodb": settings.dynamodb_url,
+    "toxiproxy": settings.toxiproxy_url,
+    "moto": settings.moto_url,
+    "gremlin": settings.gremlin_url,
+    "janusgraph": settings.janusgraph_url,
+    "couchdb": settings.couchdb_url,
+    "hbase": settings.hbase_url,
+    "cosmosdb": settings.cosmos_url,
 }
 EXTRAS = {variable: key for key, engine in ENGINES.items() for variable, _default in engine.extra}
 
@@ -191,12 +198,15 @@ def test_a_bad_option_is_refused(monkeypatch, variable, value, read):
 # --- the same, the way a user meets it: a lesson run as a script ------------------------------
 
 
-def first_lesson_needing(key: str | None) -> str:
-    return next(lesson.relative for lesson in lessons() if key is None or key in lesson.requires)
+def first_lesson_needing(key: str | None) -> str | None:
+    return next((lesson.relative for lesson in lessons() if key is None or key in lesson.requires), None)
 
 
+# Every engine a lesson reads from settings (Toxiproxy is a node of the lesson's own, never a setting).
 SCRIPT_CASES = [
-    (first_lesson_needing(key), ENGINES[key].variable, bad_addresses(key)[0]) for key in ENGINES
+    (first_lesson_needing(key), ENGINES[key].variable, bad_addresses(key)[0])
+    for key in ENGINES
+    if first_lesson_needing(key)
 ] + [
     ("relational/normalization.py", "POSTGRES_URL", "postgresql://x:y@localhost:notaport/db"),
     (first_lesson_needing("redis"), "REDIS_URL", "redis://localhost:99999/0"),

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 VERSION=1.8.10
-GO_FALLBACK=1.26.8 # used only when no Go >= 1.21 is on PATH
+# Go >= 1.21 (the installed one, else one fetched from the module proxy: go-toolchain.sh)
 CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
 DEST="$CACHE/influxdb/bin"
 BINARY="$DEST/influxd"
@@ -19,49 +19,8 @@ if [[ -x "$BINARY" ]] && "$BINARY" version 2>/dev/null | grep -q "v$VERSION "; t
     exit 0
 fi
 
-export GOPATH="$CACHE/go"
-export GOMODCACHE="$CACHE/go/pkg/mod"
-export GOCACHE="$CACHE/go/build-cache"
-export GOFLAGS="-modcacherw -buildvcs=false"
-export GOTOOLCHAIN=local
-export CGO_ENABLED=0
-
-go_is_recent() {
-    command -v go >/dev/null 2>&1 || return 1
-    local minor
-    minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
-    [[ "$minor" =~ ^[0-9]+$ ]] && ((minor >= 21))
-}
-
-fetch_go() {
-    # The Go toolchain is itself published as a module (golang.org/toolchain) on the proxy.
-    local arch tool_dir proxy zip
-    case "$(uname -m)" in
-        x86_64) arch=amd64 ;;
-        aarch64 | arm64) arch=arm64 ;;
-        *) echo "influxdb: no Go toolchain for $(uname -m)" >&2 && exit 1 ;;
-    esac
-    tool_dir="$CACHE/go/toolchain/go$GO_FALLBACK"
-    if [[ ! -x "$tool_dir/bin/go" ]]; then
-        echo "influxdb: fetching Go $GO_FALLBACK from the module proxy"
-        if ! command -v curl >/dev/null || ! command -v unzip >/dev/null; then
-            apt-get update -qq && apt-get install -y -qq curl unzip ca-certificates >/dev/null
-        fi
-        proxy="${GOPROXY:-https://proxy.golang.org}"
-        proxy="${proxy%%[,|]*}"
-        [[ "$proxy" == http* ]] || proxy=https://proxy.golang.org
-        zip="$CACHE/go/toolchain/go$GO_FALLBACK.zip"
-        mkdir -p "$CACHE/go/toolchain"
-        curl -fsSL -o "$zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_FALLBACK.linux-$arch.zip"
-        rm -rf "$tool_dir.tmp" && mkdir -p "$tool_dir.tmp"
-        unzip -q "$zip" -d "$tool_dir.tmp"
-        mv "$tool_dir.tmp/golang.org/toolchain@v0.0.1-go$GO_FALLBACK.linux-$arch" "$tool_dir"
-        rm -rf "$tool_dir.tmp" "$zip"
-    fi
-    export PATH="$tool_dir/bin:$PATH"
-}
-
-go_is_recent || fetch_go
+source "$(dirname "$0")/go-toolchain.sh"
+use_go influxdb 21
 echo "influxdb: building influxd $VERSION with $(go env GOVERSION) (a few minutes cold)"
 mkdir -p "$DEST"
 LOG="$CACHE/influxdb/build.log"

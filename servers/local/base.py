@@ -237,6 +237,23 @@ class LocalServer:
             while port_open(port) and time.monotonic() < deadline:
                 time.sleep(0.05)
 
+    def tool(
+        self, argv: list, check: bool = False, timeout: float = 600.0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """A tool of this node (pg_dump, pgbackrest, redis-cli, cp...) run as the owner of its files, text
+        output; a container node (servers/container_node.py) runs the same call in a container of its image."""
+        argv = [self.tool_path(str(argv[0])), *map(str, argv[1:])]
+        owner = self._owner()
+        argv = ["runuser", "-u", owner, "--", *argv] if owner else argv
+        environment = {**os.environ, **(env or {})}
+        return subprocess.run(
+            argv, capture_output=True, text=True, check=check, timeout=timeout, env=environment
+        )
+
+    def tool_path(self, name: str) -> str:
+        """Where a tool is: PATH, unless the engine's installation has its own (PostgreSQL's bin folder)."""
+        return name
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from servers.local.base import LocalServer
+from servers.local.base import LocalServer, ServerStartError
 
 USER = PASSWORD = DATABASE = "examples"
 
@@ -40,12 +40,15 @@ class PostgresServer(LocalServer):
         settings: dict[str, str] | None = None,
         hba: list[str] | None = None,
         binaries: Path | None = None,
+        replica_of: str | None = None,
     ):
         super().__init__(port, workdir)
         self.extra_settings = dict(settings or {})  # `-c name=value` on top of the defaults below
         self.hba = hba  # pg_hba.conf lines that replace initdb's, or None to keep them
         # Another installation's bin folder (initdb, postgres), e.g. a newer major version.
         self.binaries = Path(binaries) if binaries is not None else bin_dir()
+        # A running primary's URL: the data folder starts as its copy, a streaming standby of it.
+        self.replica_of = replica_of
 
     @classmethod
     def installed(cls) -> bool:
@@ -56,9 +59,22 @@ class PostgresServer(LocalServer):
         return self.workdir / "data"
 
     def prepare(self) -> None:
+        if self.replica_of and not (self.data / "PG_VERSION").exists():
+            self.base_backup_of(self.replica_of)
         self.initdb()
         if self.hba is not None:
             (self.data / "pg_hba.conf").write_text("\n".join(self.hba) + "\n")
+
+    def base_backup_of(self, primary_url: str) -> None:
+        """Copy a running primary into the empty data folder as its standby: `pg_basebackup -R` writes
+        standby.signal and primary_conninfo (the URL's host, port, user and password) into the copy,
+        `-X stream` brings the WAL written meanwhile. The primary needs a `replication` line in its
+        pg_hba.conf for the URL's user (initdb's defaults have one for 127.0.0.1)."""
+        backup = [str(self.binaries / "pg_basebackup"), "-d", primary_url, "-D", str(self.data)]
+        backup += ["-R", "-X", "stream", "-c", "fast"]
+        done = subprocess.run(self._as_owner(backup), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ServerStartError(f"pg_basebackup into {self.data} failed: {done.stderr.strip()}")
 
     def initdb(self) -> None:
         if (self.data / "PG_VERSION").exists():
@@ -82,6 +98,8 @@ class PostgresServer(LocalServer):
             "fsync": "off",
             "full_page_writes": "off",
             "max_connections": "200",
+            "wal_level": "logical",  # change data capture reads the WAL (polyglot/data_synchronization.py)
+            "max_prepared_transactions": "20",  # two-phase commit and XA (polyglot/distributed_transactions.py)
             **self.extra_settings,
         }
         argv = [str(self.binaries / "postgres"), "-D", str(self.data), "-p", str(self.port)]
@@ -109,6 +127,9 @@ class PostgresServer(LocalServer):
                 if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = %s", [name]).fetchone():
                     statement = sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA public")
                     conn.execute(statement.format(sql.Identifier(name)))
+
+    def tool_path(self, name: str) -> str:  # recovery lessons: a tool of this installation's version
+        return str(self.binaries / name) if (self.binaries / name).exists() else name
 
     def _as_owner(self, argv: list[str]) -> list[str]:
         import os

@@ -28,7 +28,7 @@ STORE = CACHE / "lookalike"
 ROOTFS = "examples-lookalike/rootfs:bookworm"
 # Images that are only parents of others, with their tags; the rest are tagged from compose.
 PARENTS = {"base": "examples-lookalike/base:bookworm", "jvm": "examples-lookalike/jvm:17"}
-JVM_BASED = ("neo4j", "cassandra", "mongodb")
+JVM_BASED = ("neo4j", "cassandra", "mongodb", "gremlin", "janusgraph", "hbase")
 
 
 def docker(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -41,12 +41,14 @@ def tags_of(folder: str) -> list[str]:
     if folder in PARENTS:
         return [PARENTS[folder]]
     services = compose_services()
-    # A service whose image compose builds (postgres_secure) is built on top of a lookalike, not one.
+    # A service whose image compose builds on every `up` (postgres_secure) is built on top of a
+    # lookalike, not one; one built only where missing (hbase: its base images are not compose's)
+    # has a lookalike of its own, tagged as its image.
     return sorted(
         {
             services[e.service]["image"]
             for e in ENGINES.values()
-            if e.lookalike == folder and "build" not in services[e.service]
+            if e.lookalike == folder and services[e.service].get("pull_policy", "missing") == "missing"
         }
     )
 
@@ -131,6 +133,58 @@ def _influxdb(context: Path) -> dict[str, str]:
     return {}
 
 
+def _toxiproxy(context: Path) -> dict[str, str]:
+    from servers.local.toxiproxy import BINARY
+
+    _copy(BINARY, context / "toxiproxy")
+    return {}
+
+
+def _gremlin(context: Path) -> dict[str, str]:
+    """The Gremlin Server distribution the local server runs (bin/, conf/, lib/, ext/, scripts/)."""
+    from servers.local.gremlin import HOME
+
+    _copy((HOME / "home").resolve(), context / "gremlin-server")
+    return {}
+
+
+def _janusgraph(context: Path) -> dict[str, str]:
+    from servers.local.janusgraph import CONFIG, HOME
+
+    _copy(HOME / "lib", context / "lib")
+    for name in ("janusgraph-server.yaml", "janusgraph.properties", "init.groovy", "log4j2.xml"):
+        _copy(CONFIG / name, context / name)
+    return {}
+
+
+def _hbase(context: Path) -> dict[str, str]:
+    from servers.local.hbase import CONFIG, HOME
+
+    _copy(HOME / "lib", context / "lib")
+    for name in ("log4j.properties", "jvm.args"):
+        _copy(CONFIG / name, context / name)
+    for name in ("entrypoint.sh", "healthcheck.sh"):
+        _copy(CONFIG.parents[1] / "compose" / "hbase" / name, context / name)
+    return {}
+
+
+def _cosmosdb(context: Path) -> dict[str, str]:
+    from servers.local.cosmosdb import BINARY
+
+    _copy(BINARY, context / "cosmium")
+    return {}
+
+
+def _couchdb(context: Path) -> dict[str, str]:
+    """The local server's installed npm tree (leveldown's prebuilds included) and its preload, run on
+    Debian's Node.js: no npm in the image, no registry reached from the build."""
+    from servers.local.couchdb import HOME, PRELOAD
+
+    _copy(HOME / "node_modules", context / "node_modules")
+    (context / "ignore-credentials.js").write_text(PRELOAD)
+    return {}
+
+
 def _dynamodb(context: Path) -> dict[str, str]:
     """The same moto as the local server, as wheels fetched by the host's pip (its settings
     reach PyPI; a build container's pip would not have them)."""
@@ -153,7 +207,14 @@ EXTRAS = {
     "cassandra": _cassandra,
     "mongodb": _mongodb,
     "influxdb": _influxdb,
+    "toxiproxy": _toxiproxy,
+    "couchdb": _couchdb,
+    "cosmosdb": _cosmosdb,
+    "hbase": _hbase,
+    "gremlin": _gremlin,
+    "janusgraph": _janusgraph,
     "dynamodb": _dynamodb,
+    "moto": _dynamodb,  # the same moto wheels, serving every AWS API it has
 }
 
 

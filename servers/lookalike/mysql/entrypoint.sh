@@ -4,7 +4,9 @@ set -euo pipefail
 if [[ "${1:-}" == -* ]]; then set -- mysqld "$@"; fi
 if [[ "${1:-}" != mysqld ]]; then exec "$@"; fi
 shift
-server=(mariadbd --no-defaults --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock --performance-schema=ON)
+# skip-name-resolve as the official image's config has it: else every connection from another
+# container waits on a reverse DNS lookup that no resolver answers here.
+server=(mariadbd --no-defaults --user=mysql --datadir=/var/lib/mysql --socket=/run/mysqld/mysqld.sock --performance-schema=ON --skip-name-resolve)
 if [[ ! -d /var/lib/mysql/mysql ]]; then
     : "${MYSQL_ROOT_PASSWORD:?the official image refuses to start without a root password option}"
     mariadb-install-db --no-defaults --user=mysql --datadir=/var/lib/mysql \

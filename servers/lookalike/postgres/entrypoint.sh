@@ -6,7 +6,8 @@ if [[ "${1:-}" == -* ]]; then set -- postgres "$@"; fi
 if [[ "${1:-}" != postgres ]]; then exec "$@"; fi
 if [[ "$(id -u)" == 0 ]]; then
     mkdir -p "$PGDATA" && chown postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
-    exec runuser -u postgres -- "$0" "$@"
+    # setpriv execs (runuser would fork): the server is PID 1, as under gosu in the official image.
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 : "${POSTGRES_PASSWORD:?the official image refuses to start without POSTGRES_PASSWORD}"
 user="${POSTGRES_USER:-postgres}"
