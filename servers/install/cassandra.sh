@@ -17,38 +17,11 @@ if [[ -f "$dest/installed" && "$(cat "$dest/installed")" == "$version" \
     exit 0
 fi
 
-java17_home() {
-    local candidate
-    for candidate in /usr/lib/jvm/java-17-openjdk-*; do
-        if [[ -x "$candidate/bin/java" ]]; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if ! java17_home >/dev/null || ! command -v mvn >/dev/null; then
-    echo "cassandra: installing Java 17 and Maven from Debian packages"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null
-fi
-java_home="$(java17_home)"
+source "$here/maven-jars.sh"
+use_java17_and_maven cassandra
 
 echo "cassandra: resolving cassandra-all $version and its dependencies (Maven Central)"
-mkdir -p "$dest"
-rm -rf "$dest/lib.partial"
-# Maven prints colour codes even when quiet: keep its output for a failure only.
-if ! JAVA_HOME="$java_home" mvn -B -q -f "$project/pom.xml" \
-        -Dmaven.repo.local="$dest/m2" \
-        dependency:copy-dependencies -DoutputDirectory="$dest/lib.partial" >"$dest/maven.log" 2>&1; then
-    cat "$dest/maven.log" >&2
-    echo "cassandra: Maven failed (log above, also in $dest/maven.log)" >&2
-    exit 1
-fi
-rm -rf "$dest/lib"
-mv "$dest/lib.partial" "$dest/lib"
+copy_jars cassandra "$project/pom.xml" "$dest"
 
 jamm=("$dest"/lib/jamm-*.jar)
 ln -sfn "lib/$(basename "${jamm[0]}")" "$dest/jamm.jar"

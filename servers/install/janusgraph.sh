@@ -18,38 +18,13 @@ if [[ "$(cat "$dest/installed" 2>/dev/null)" == "$stamp" && -f "$dest/lib/janusg
     exit 0
 fi
 
-java17_home() {
-    local candidate
-    for candidate in /usr/lib/jvm/java-17-openjdk-*; do
-        if [[ -x "$candidate/bin/java" ]]; then
-            echo "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if ! java17_home >/dev/null || ! command -v mvn >/dev/null; then
-    echo "janusgraph: installing Java 17 and Maven from Debian packages"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null
-fi
-java_home="$(java17_home)"
+source "$here/maven-jars.sh"
+use_java17_and_maven janusgraph
 
 echo "janusgraph: resolving janusgraph-server $version and its dependencies (Maven Central, about 60 MB)"
 mkdir -p "$dest"
 rm -f "$dest/installed"
-rm -rf "$dest/lib.partial"
-if ! JAVA_HOME="$java_home" mvn -B -q -Dstyle.color=never -f "$project/pom.xml" \
-        -Dmaven.repo.local="$dest/m2" \
-        dependency:copy-dependencies -DoutputDirectory="$dest/lib.partial" >"$dest/maven.log" 2>&1; then
-    cat "$dest/maven.log" >&2
-    echo "janusgraph: Maven failed (log above, also in $dest/maven.log)" >&2
-    exit 1
-fi
-rm -rf "$dest/lib"
-mv "$dest/lib.partial" "$dest/lib"
+copy_jars janusgraph "$project/pom.xml" "$dest"
 ln -sfn "$java_home/bin/java" "$dest/java"
 echo "$stamp" >"$dest/installed"
 echo "janusgraph: $version installed in $dest ($(ls "$dest/lib" | wc -l) jars, Java $java_home)"
