@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from common.catalog import TOPICS, Lesson, engines_label, lessons
-from common.settings import ENGINES, ROOT, UNAVAILABLE, BadSetting, flag, servers_mode
+from common.settings import ENGINES, NEEDS_REAL_MONGODB, ROOT, UNAVAILABLE, BadSetting, flag, servers_mode
 
 TIMEOUT_S = 600
 
@@ -60,7 +60,7 @@ def run_one(lesson: Lesson, strict: bool = False) -> tuple[str, float, str]:
             return "not available", seconds, last_line
         if not all(ENGINES[key].local for key in lesson.requires):
             return "skipped", seconds, f"image-only engine not running: {last_line}"
-        if "needs a real MongoDB" in last_line:  # a replica set: no local stand-in has one
+        if NEEDS_REAL_MONGODB in last_line:  # a replica set: no local stand-in has one
             return "skipped", seconds, last_line
     # The end of the narrative, then where in our code it stopped and why (not the drivers' frames).
     errors = finished.stderr.strip().splitlines()

@@ -590,6 +590,9 @@ def scratch_dir(name: str) -> Path:
 # Exit code of a lesson whose server is not running or whose settings are bad (`make demo`
 # reports it as "not available").
 UNAVAILABLE = 2
+# How a test or lesson says the MongoDB it got is the local stand-in and the fact needs the real
+# server: skips with it are counted in the run's summary, and the lesson runner counts it as skipped.
+NEEDS_REAL_MONGODB = "needs a real MongoDB"
 
 
 def _locally_installed(key: str) -> bool:

@@ -12,7 +12,7 @@ pytest.register_assert_rewrite("tests.engine_pool")
 
 from common import console  # noqa: E402
 from common.catalog import lessons  # noqa: E402
-from common.settings import ENGINES  # noqa: E402
+from common.settings import ENGINES, NEEDS_REAL_MONGODB  # noqa: E402
 from servers.sources import Provided  # noqa: E402
 from tests.engine_pool import engine  # noqa: E402
 
@@ -45,7 +45,7 @@ def _real_mongodb_only(request):
         served = engine("mongodb")
         if not served.real:
             pytest.skip(
-                f"needs a real MongoDB: {served.detail} lacks it; runs with the real image or MONGO_URL"
+                f"{NEEDS_REAL_MONGODB}: {served.detail} lacks it; runs with the real image or MONGO_URL"
             )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import ENGINES, ROOT
+from common.settings import ENGINES, NEEDS_REAL_MONGODB, ROOT
 from servers import containers
 from servers.local import server_class
 from servers.sources import NoImage, Provided, Unavailable, how_to_get, mode, provide
@@ -107,7 +107,7 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
     skipped = [str(report.longrepr) for report in terminalreporter.stats.get("skipped", [])]
     for what, label, where in (
-        ("needs a real MongoDB", "need a real MongoDB", "with the mongo image or MONGO_URL"),
+        (NEEDS_REAL_MONGODB, "need a real MongoDB", "with the mongo image or MONGO_URL"),
         ("has no local server", "need an image-only engine", "where Docker is"),
         (
             "is image only and its image cannot be had here",

@@ -12,13 +12,11 @@ import pytest
 
 from common import console
 from common.catalog import lessons
-from common.settings import ENGINES, UNAVAILABLE
+from common.settings import ENGINES, NEEDS_REAL_MONGODB, UNAVAILABLE
 from tests.engine_pool import engine, run_script
 
 LESSONS = lessons()
-OWN_NODES_ONLY = {"recovery"}
-# A lesson whose whole subject the local stand-in lacks (a replica set) says so and exits 2.
-NEEDS_REAL = "needs a real MongoDB"  # topics whose lessons touch no shared server, only nodes of their own
+OWN_NODES_ONLY = {"recovery"}  # topics whose lessons touch no shared server, only nodes of their own
 
 
 @pytest.mark.parametrize(
@@ -36,7 +34,8 @@ def test_lesson_runs_twice_as_a_script(lesson):
     attempts = ("first",) if lesson.topic in OWN_NODES_ONLY else ("first", "second")
     for attempt in attempts:
         finished = run_script(lesson.relative, env)
-        if finished.returncode == UNAVAILABLE and NEEDS_REAL in finished.stderr:
+        # A lesson whose whole subject the local stand-in lacks (a replica set) says so and exits 2.
+        if finished.returncode == UNAVAILABLE and NEEDS_REAL_MONGODB in finished.stderr:
             pytest.skip(finished.stderr.strip().splitlines()[-1])
         assert finished.returncode == 0, (
             f"{attempt} run failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
