@@ -349,11 +349,14 @@ def concurrent_writes(ring: Ring, result: ReplicationResult) -> None:
     console.say(f"client B wrote after A with its clock 1 s behind; B's acknowledged write lost: {result.skewed_write_lost}")  # fmt: skip
 
 
-def crash_dc2(ring: Ring, result: ReplicationResult) -> None:
+def crash_dc2(ring: Ring, result: ReplicationResult, load: Workload) -> float:
+    """Returns when node 3 was dead, on the workload's clock: a write started before it may still
+    have been acknowledged by all three, one started after cannot."""
     console.step("Crash node 3 (kill -9): the driver notices at once, the other nodes later")
     with timer() as since:
         killed_at = time.perf_counter()
         ring.nodes[2].kill()
+        dead_s = load.now_s()
         wait_until(lambda: not ring.host_up(ADDRESSES[2]), 30, 0.01)
         driver_s = time.perf_counter() - killed_at
         ring.run("write", ("repair me", WRITTEN), QUORUM)  # node 3 misses it and gets no hint (dc2)
@@ -363,16 +366,20 @@ def crash_dc2(ring: Ring, result: ReplicationResult) -> None:
     console.say(f"the driver marked node 3 down in {result.figures['driver notices']}; nodes 1 and 2 refuse ALL "
                 f"(Unavailable) {result.figures['ring notices']} after the kill, with phi_convict_threshold 5; "
                 "until then ALL waited 2 s for node 3 and timed out")  # fmt: skip
+    return dead_s
 
 
-def stop_dc1_node(ring: Ring, result: ReplicationResult) -> None:
+def stop_dc1_node(ring: Ring, result: ReplicationResult, load: Workload) -> float:
+    """Returns when node 2 had stopped, on the workload's clock (as crash_dc2 does)."""
     console.step("Stop node 2 as well (SIGTERM): one node of three left")
     with timer() as took:
         ring.nodes[1].stop()
+        stopped_s = load.now_s()
         wait_until(lambda: ring.probe(QUORUM, ADDRESSES[0]) == "Unavailable", 30)
     result.figures["stop"] = console.seconds(took.seconds)
     ring.run("write", ("hint me", WRITTEN), ONE, ADDRESSES[0])  # node 1 keeps a hint for node 2
     console.say(f"node 2 drained and announced its shutdown; QUORUM refused {result.figures['stop']} after the stop")  # fmt: skip
+    return stopped_s
 
 
 def restart(ring: Ring, result: ReplicationResult) -> None:
@@ -455,11 +462,9 @@ def run() -> ReplicationResult:
             console.step("All three up: reads and writes at each level")
             count_successes(ring, 0, result)
             concurrent_writes(ring, result)
-            marks["1 of 3 down"] = load.now_s()
-            crash_dc2(ring, result)
+            marks["1 of 3 down"] = crash_dc2(ring, result, load)
             count_successes(ring, 1, result)
-            marks["2 of 3 down"] = load.now_s()
-            stop_dc1_node(ring, result)
+            marks["2 of 3 down"] = stop_dc1_node(ring, result, load)
             count_successes(ring, 2, result)
             show_successes(result)
             restart(ring, result)
