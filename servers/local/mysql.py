@@ -12,7 +12,7 @@ import subprocess
 
 import pymysql
 
-from servers.local.base import LocalServer
+from servers.local.base import LocalServer, ServerStartError
 
 USER = PASSWORD = DATABASE = "examples"
 
@@ -36,7 +36,7 @@ class MySQLServer(LocalServer):
         data = self.workdir / "data"
         if (data / "mysql").exists():
             return
-        subprocess.run(
+        created = subprocess.run(
             [
                 "mariadb-install-db",
                 "--no-defaults",
@@ -45,9 +45,12 @@ class MySQLServer(LocalServer):
                 "--skip-test-db",
                 "--user=root",
             ],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if created.returncode != 0:  # its own words, not only an exit status
+            tail = "\n".join((created.stdout + created.stderr).strip().splitlines()[-15:])
+            raise ServerStartError(f"mariadb-install-db exited {created.returncode} for {data}:\n{tail}")
 
     def command(self) -> list[str]:
         return [
