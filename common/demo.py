@@ -70,30 +70,52 @@ def run_one(lesson: Lesson, strict: bool = False) -> tuple[str, float, str]:
 
 
 def run_all(jobs: int = 1, strict: bool = False, skip: tuple[str, ...] = ()) -> int:
-    """Every lesson (but the `skip` topics'), `jobs` at a time; one line each as it finishes. 1 when any failed."""
-    counts = {"ok": 0, "not available": 0, "skipped": 0, "failed": 0}
-    failed = []
+    """Every lesson (but the `skip` topics'), `jobs` at a time; one line each as it finishes. 1 when any failed.
+
+    With jobs > 1, a lesson that fails beside others runs again alone: passing then, it is
+    "flaky" (not a failure, but listed with what it showed the first time: a lesson that needs
+    the machine to itself, or that another lesson disturbs); failing again, it failed.
+    """
+    counts = {"ok": 0, "flaky": 0, "not available": 0, "skipped": 0, "failed": 0}
+    shown: dict[str, tuple[str, str]] = {}  # lesson -> (status, what it showed), repeated at the end
     chosen = [lesson for lesson in lessons() if lesson.topic not in skip]
     # Run in parallel, the long performance lessons (last in the catalog) start first, so the
     # others run beside them while they load data and flood connections.
     ordered = chosen[::-1] if jobs > 1 else chosen
+    rerun = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {pool.submit(run_one, lesson, strict): lesson for lesson in ordered}
         for future in as_completed(running):
             lesson = running[future]
             status, seconds, detail = future.result()
-            counts[status] += 1
+            if status == "failed" and jobs > 1:
+                rerun.append((lesson, detail))
+                status, detail = "failed, rerun", detail.splitlines()[0]
+            else:
+                counts[status] += 1
+            report_line(lesson, status, seconds, detail)
             if status == "failed":
-                failed.append(lesson.relative)
-            line = f"{status:<14} {lesson.relative:<45} {seconds:6.1f} s  [{engines_label(lesson)}]"
-            indented = "\n".join(f"{'':<15}{text}" for text in detail.splitlines())
-            print(line + (f"\n{indented}" if detail else ""), flush=True)
+                shown[lesson.relative] = (status, detail)
+    for lesson, first_detail in rerun:  # alone, after the others
+        status, seconds, detail = run_one(lesson, strict)
+        status = "flaky" if status == "ok" else status
+        counts[status] += 1
+        report_line(lesson, status, seconds, detail)
+        if status in ("flaky", "failed"):
+            shown[lesson.relative] = (status, first_detail if status == "flaky" else detail)
     print(
         "\n" + ", ".join(f"{count} {status}" for status, count in counts.items() if count or status == "ok")
     )
-    if failed:
-        print("FAILED: " + " ".join(failed))
-    return 1 if failed else 0
+    for relative, (status, detail) in shown.items():  # again at the end, where a CI log's tail shows it
+        when = "beside the others; it passed alone" if status == "flaky" else ""
+        print(f"\n{status.upper()}: {relative} {when}\n{detail}")
+    return 1 if counts["failed"] else 0
+
+
+def report_line(lesson: Lesson, status: str, seconds: float, detail: str) -> None:
+    line = f"{status:<14} {lesson.relative:<45} {seconds:6.1f} s  [{engines_label(lesson)}]"
+    indented = "\n".join(f"{'':<15}{text}" for text in detail.splitlines())
+    print(line + (f"\n{indented}" if detail else ""), flush=True)
 
 
 # --- the first run: install the local servers that are missing -----------------------------------

@@ -62,3 +62,17 @@ def test_the_lesson_runner_counts_a_server_that_is_down(monkeypatch, path, stric
         monkeypatch.setenv(ENGINES[key].variable, f"postgresql://examples:examples@127.0.0.1:{free_port()}/x")
     lesson = next(lesson for lesson in LESSONS if lesson.relative == path)
     assert run_one(lesson, strict)[0] == status
+
+
+@pytest.mark.parametrize(("alone", "status", "exit_code"), [("ok", "flaky", 0), ("failed", "failed", 1)])
+def test_a_lesson_that_fails_beside_others_runs_again_alone(monkeypatch, capsys, alone, status, exit_code):
+    from common import demo
+
+    first, *_ = LESSONS
+    monkeypatch.setattr(demo, "lessons", lambda: [first])
+    outcomes = iter([("failed", 1.0, "exit code 1:\nthe fact"), (alone, 1.0, "")])
+    monkeypatch.setattr(demo, "run_one", lambda lesson, strict: next(outcomes))
+    assert demo.run_all(jobs=4, strict=True) == exit_code
+    printed = capsys.readouterr().out
+    assert f"1 {status}" in printed
+    assert f"{status.upper()}: {first.relative}" in printed  # repeated under the summary
