@@ -265,6 +265,33 @@ ENGINES: dict[str, Engine] = {
             launcher="CosmosDBServer",
             lookalike="cosmosdb",
         ),
+        Engine(
+            # ArangoDB (documents, key-value and graphs in one server): image only, no local server
+            # and no lookalike. The URL carries the root password the compose service sets.
+            "arangodb",
+            "ArangoDB",
+            "ARANGO_URL",
+            "http://root:examples@localhost:8529",
+        ),
+        Engine(
+            # Microsoft SQL Server 2022 (Developer edition): image only, no local server and no
+            # lookalike. The URL carries the sa password the compose service sets (the image refuses
+            # one that fails SQL Server's complexity policy); a lesson creates its own database.
+            "sqlserver",
+            "SQL Server",
+            "SQLSERVER_URL",
+            "mssql://sa:Examples-Pass1@localhost:1433/master",
+        ),
+        Engine(
+            # Oracle Database Free (gvenzl/oracle-free): image only, no local server and no lookalike.
+            # The URL is the app user the image creates in the FREEPDB1 service; ORACLE_PASSWORD is
+            # SYSTEM's (the compose service's ORACLE_PASSWORD), for what the app user may not read.
+            "oracle",
+            "Oracle Database",
+            "ORACLE_URL",
+            "oracle://examples:examples@localhost:1521/FREEPDB1",
+            (("ORACLE_PASSWORD", "examples-admin"),),
+        ),
     ]
 }
 
@@ -290,6 +317,8 @@ SCHEMES = {
     "https": ("https", "http"),  # Cosmos DB: its emulators and the service serve HTTPS
     "ws": ("ws", "wss"),  # Gremlin Server (WebSocket), as Neptune and JanusGraph serve it
     "thrift": ("thrift",),  # HBase's Thrift server (happybase), a plain TCP address
+    "mssql": ("mssql",),  # SQL Server (SQLAlchemy's dialect name); sqlserver_params() splits it for pymssql
+    "oracle": ("oracle",),  # Oracle (SQLAlchemy's name); oracle_params() splits it for oracledb
 }
 
 
@@ -530,6 +559,61 @@ def cosmos_mongo_url() -> str | None:
     if value and _address_problem(value, "mongodb://localhost:10255"):
         raise BadSetting("COSMOS_MONGO_URL", value, "not a MongoDB address", "mongodb://... or unset")
     return value or None
+
+
+def arangodb_url() -> str:
+    """ARANGO_URL: an ArangoDB server, its user and password in it (`http://root:password@host:8529`)."""
+    return checked_url("arangodb")
+
+
+def arangodb_params(url: str | None = None) -> dict:
+    """ARANGO_URL (or `url`) split for python-arango: `hosts` for ArangoClient (no credentials in it),
+    `username` and `password` for ArangoClient.db()."""
+    parts = urlsplit(url or arangodb_url())
+    return {
+        "hosts": f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}",
+        "username": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+    }
+
+
+def sqlserver_url() -> str:
+    """SQLSERVER_URL: a SQL Server, its login and password in it (`mssql://sa:password@host:1433/master`)."""
+    return checked_url("sqlserver")
+
+
+def sqlserver_params(url: str | None = None, database: str | None = None) -> dict:
+    """SQLSERVER_URL (or `url`) as keyword arguments for pymssql.connect(); `database` replaces the
+    URL's. TDS 7.4, SQL Server 2012's protocol and later, brings nvarchar(max) (a SHOWPLAN_XML plan)
+    whole rather than as legacy ntext."""
+    parts = urlsplit(url or sqlserver_url())
+    return {
+        "server": parts.hostname or "localhost",
+        "port": str(parts.port or 1433),
+        "user": unquote(parts.username or "sa"),
+        "password": unquote(parts.password or ""),
+        "database": database or parts.path.lstrip("/") or "master",
+        "login_timeout": CONNECT_TIMEOUT_S,
+        "tds_version": "7.4",
+    }
+
+
+def oracle_url() -> str:
+    """ORACLE_URL: an Oracle user and service (`oracle://user:password@host:1521/FREEPDB1`)."""
+    return checked_url("oracle")
+
+
+def oracle_params(url: str | None = None) -> dict:
+    """ORACLE_URL (or `url`) as keyword arguments for oracledb.connect() (thin mode, no Oracle Client)."""
+    parts = urlsplit(url or oracle_url())
+    return {
+        "user": unquote(parts.username or "examples"),
+        "password": unquote(parts.password or ""),
+        "host": parts.hostname or "localhost",
+        "port": parts.port or 1521,
+        "service_name": parts.path.lstrip("/") or "FREEPDB1",
+        "tcp_connect_timeout": CONNECT_TIMEOUT_S,
+    }
 
 
 def scale() -> float:

@@ -9,12 +9,24 @@ claims, and what the server does when asked), JSON (how it is stored and how a k
 auto-increment (how the new id comes back, what lastrowid means for a multi-row insert, gaps and
 reuse), and collation ('Lovelace' = 'lovelace'?, and the order of mixed-case names).
 
+Last, the same model and statements compiled, not run, for Oracle and SQL Server with their own
+dialects (no driver, no server): the DDL (an id with no generator on Oracle unless the model says
+Identity(), CLOB and VARCHAR(max), BOOLEAN and BIT, DATE), a page of rows (FETCH FIRST, TOP,
+OFFSET .. ROWS), what stands in for the upsert, concatenation, a case-insensitive match, a boolean
+in WHERE, RETURNING .. INTO and OUTPUT. A dialect not yet connected does not know the server's
+version: SQL Server's then writes its pre-2012 SQL (ROW_NUMBER(), TEXT), so the lesson sets the
+version a connection to SQL Server 2022 would report; Oracle's assumes the newest (23ai).
+References: https://docs.sqlalchemy.org/en/21/dialects/oracle.html and
+https://docs.sqlalchemy.org/en/21/dialects/mssql.html (LIMIT/OFFSET, IDENTITY, large types, booleans).
+
 Engine: PostgreSQL (POSTGRES_URL, schema `sqlalchemy_portable`), MySQL (MYSQL_URL, database
 `sqlalchemy_portable`; MariaDB 10.5+ behaves differently for RETURNING and JSON, and the lesson
-says which it ran on), and SQLite (a file of its own under the scratch folder).
+says which it ran on), and SQLite (a file of its own under the scratch folder). Oracle and SQL Server:
+compiled only, with SQLAlchemy's own dialects; no driver, no server.
 Run: `make up SERVICES="postgres mysql"` (or `make local-up`), then `python relational/sqlalchemy_portable.py`.
 Look for: the INSERTs one flush needed on each database, the upsert rowcount of 2 on MySQL, the
-batch's first id as MySQL's lastrowid but the last as SQLite's, and 'Lovelace' = 'lovelace' only on MySQL.
+batch's first id as MySQL's lastrowid but the last as SQLite's, 'Lovelace' = 'lovelace' only on MySQL,
+and, compiled for Oracle and SQL Server: FETCH FIRST against TOP, || against +, RETURNING .. INTO against OUTPUT.
 """
 
 from __future__ import annotations
@@ -23,22 +35,29 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from difflib import SequenceMatcher
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Engine,
     ForeignKey,
+    Identity,
     String,
+    Text,
     create_engine,
     delete,
     event,
+    exists,
     func,
     insert,
+    literal,
     select,
     text,
 )
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import mssql, mysql, oracle, postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.schema import CreateTable
@@ -61,6 +80,9 @@ NAMES = ["Lovelace", "turing", "Hopper", "liskov", "Dijkstra", "knuth", "Allen",
 PLANS = ["free", "pro", "team"]
 MARIADB_NOTE = "The mysql engine is MariaDB: it has INSERT..RETURNING (10.5+) and keeps JSON as LONGTEXT."
 MYSQL_NOTE = "The mysql engine is MySQL: no INSERT..RETURNING, and JSON is a type of its own."
+SQL_SERVER_2022 = (16, 0)  # the major version a connection to SQL Server 2022 reports
+# Statements also compiled as SQLAlchemy writes them for Oracle before 12c and SQL Server before 2012.
+ON_OLDER_SERVERS = ("page", "boolean_where")
 
 
 class Base(DeclarativeBase):
@@ -82,9 +104,13 @@ class Customer(Base):
 class Purchase(Base):
     __tablename__ = "purchase"  # `order` is a reserved word in all three
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # Identity() says how ids are made; customer.id leaves it to each dialect (on Oracle: none at all).
+    id: Mapped[int] = mapped_column(Identity(), primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
     total_cents: Mapped[int]
+    paid: Mapped[bool] = mapped_column(default=False)
+    placed_at: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+    note: Mapped[str | None] = mapped_column(Text)
     customer: Mapped[Customer] = relationship(back_populates="orders")
 
 
@@ -135,6 +161,8 @@ class PortableResult:
     purchases: int
     pro_customers: int  # in the generated data, for the JSON query to match
     findings: dict[str, Findings]
+    # dialect ("oracle", "mssql") -> statement name -> the SQL SQLAlchemy would send there
+    compiled_not_run: dict[str, dict[str, str]]
 
     @property
     def holds(self) -> bool:
@@ -319,7 +347,7 @@ def json_column(scoped: Engine) -> dict:
         ),
         "sqlite": ("SELECT typeof(profile) FROM customer LIMIT 1", {}),
     }
-    is_pro = Customer.profile["plan"].as_string() == "pro"
+    is_pro = _is_pro()
     with scoped.connect() as conn:
         query, params = storage[backend]
         stored_as = conn.execute(text(query), params).scalar_one()
@@ -359,6 +387,63 @@ def collation_and_case(scoped: Engine) -> dict:
         "lower_matches": lowered,
         "order_by_name": order,
     }
+
+
+def dialects_elsewhere() -> dict[str, tuple[Dialect, Dialect]]:
+    """Oracle's and SQL Server's dialects, no driver, no server: (for a current server, for an older one)."""
+    sql_server = mssql.dialect()
+    sql_server.server_version_info = SQL_SERVER_2022  # what a connection would report,
+    sql_server._setup_version_attributes()  # and what initialize() does with it: OFFSET..FETCH, VARCHAR(max)
+    older_oracle = oracle.dialect(enable_offset_fetch=False, supports_native_boolean=False)
+    # Not connected, Oracle's dialect assumes the newest server, and SQL Server's one from before 2012.
+    return {"oracle": (oracle.dialect(), older_oracle), "mssql": (sql_server, mssql.dialect())}
+
+
+def statements_elsewhere() -> dict[str, Any]:
+    """The lesson's model and statements, where the dialects part ways most."""
+    by_name = select(Customer.id, Customer.name).order_by(Customer.name, Customer.id)
+    absent = ~exists().where(Customer.email == "new@example.org")
+    new_row = select(literal("new@example.org"), literal("New Customer"), literal({"plan": "free"}, JSON))
+    return {
+        "create_customer": CreateTable(Customer.__table__),
+        "create_purchase": CreateTable(Purchase.__table__),
+        "first_rows": by_name.limit(5),
+        "page": by_name.limit(5).offset(5),
+        # No ON CONFLICT and no MERGE in SQLAlchemy for these two: UPDATE, then insert what is absent.
+        "insert_if_absent": insert(Customer).from_select(["email", "name", "profile"], new_row.where(absent)),
+        "insert_returning": _new_customer("returning").returning(Customer.id),
+        "concatenate": select(Customer.name + " <" + Customer.email + ">"),
+        "case_insensitive": select(Customer.id).where(Customer.name.ilike("lovelace")),
+        "boolean_where": select(Purchase.id).where(Purchase.paid),
+        "json_key": select(Customer.id).where(_is_pro()),
+    }
+
+
+def compiled_elsewhere() -> dict[str, dict[str, str]]:
+    """Compiled, not run: dialect -> statement name -> the SQL SQLAlchemy would send."""
+    statements = statements_elsewhere()
+    compiled: dict[str, dict[str, str]] = {}
+    for name, (current, older) in dialects_elsewhere().items():
+        compiled[name] = {label: _compile(stmt, current) for label, stmt in statements.items()}
+        for label in ON_OLDER_SERVERS:
+            compiled[name][f"{label}_older_server"] = _compile(statements[label], older)
+    return compiled
+
+
+def show_compiled(compiled: dict[str, dict[str, str]]) -> None:
+    """The column types side by side, then each statement's clause that differs."""
+    ora, ms = compiled["oracle"], compiled["mssql"]
+    oracle_types, mssql_types = _column_types(ora), _column_types(ms)
+    console.table(
+        ["column", "oracle", "mssql"],
+        [(column, oracle_types[column], mssql_types[column]) for column in oracle_types],
+    )
+    rows = []
+    for label in (label for label in ora if not label.startswith("create_")):
+        oracle_part, mssql_part = _difference(ora[label], ms[label])
+        shown = label.replace("_older_server", " (older)").replace("_", " ")
+        rows += [(shown, "oracle", oracle_part), ("", "mssql", mssql_part)]
+    console.table(["statement", "dialect", "where they differ (compiled, not run)"], rows)
 
 
 def identify(engine: Engine) -> dict:
@@ -472,13 +557,42 @@ def run(engines: dict[str, Engine]) -> PortableResult:
     )  # fmt: skip
     console.say("lower() on both sides is the portable case-insensitive comparison.")
 
+    compiled = explain_compiled_elsewhere()
     customers = generate_customers()
     return PortableResult(
         customers=len(customers),
         purchases=sum(len(c.orders) for c in customers),
         pro_customers=sum(c.profile["plan"] == "pro" for c in customers),
         findings={backend: Findings(**facts[backend]) for backend in backends},
+        compiled_not_run=compiled,
     )
+
+
+def explain_compiled_elsewhere() -> dict[str, dict[str, str]]:
+    """The last step: Oracle's and SQL Server's SQL for the same model, side by side."""
+    console.step("Oracle and SQL Server: the same model and statements, compiled, not run")
+    console.say(
+        "Compiled, not run: no driver, no server. Not connected, Oracle's dialect assumes the newest server"
+        " (23ai); SQL Server's assumes one before 2012, so the lesson gives it the version 2022 reports."
+    )
+    compiled = compiled_elsewhere()
+    show_compiled(compiled)
+    ids = {name: _column_types(compiled["oracle"])[f"{name}.id"] for name in ("customer", "purchase")}
+    console.say(
+        f"Oracle: customer.id is `{ids['customer']}`, nothing numbers new rows there;"
+        f" purchase.id says Identity(): `{ids['purchase']}`."
+    )
+    modules = {"postgresql": postgresql, "mysql": mysql, "sqlite": sqlite, "oracle": oracle, "mssql": mssql}
+    upserts = [name for name, module in modules.items() if hasattr(module, "insert")]
+    console.say(
+        f"An insert() with ON CONFLICT / ON DUPLICATE KEY only in: {', '.join(upserts)}; SQLAlchemy builds no"
+        " MERGE. The stand-in: UPDATE, then INSERT .. SELECT .. WHERE NOT EXISTS (the unique key decides races)."
+    )
+    console.say(
+        "(older): what SQLAlchemy writes for Oracle before 12c (ROWNUM; no BOOLEAN before 23ai) and SQL Server"
+        " before 2012. Case: SQL Server's en-US default collation folds case, Oracle's default compares binary."
+    )
+    return compiled
 
 
 def _side_by_side(facts: dict[str, dict], rows: list[tuple[str, str]]) -> None:
@@ -497,6 +611,46 @@ def _show(value: object) -> object:
     if isinstance(value, tuple):
         return " .. ".join(str(v) for v in value)
     return value
+
+
+def _compile(statement, dialect: Dialect) -> str:
+    sql = str(statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}))
+    return "\n".join(line.rstrip() for line in sql.strip().splitlines())
+
+
+def _column_types(compiled: dict[str, str]) -> dict[str, str]:
+    """table.column -> its type, default and generator, read from the compiled CREATE TABLEs."""
+    types = {}
+    for ddl in (compiled["create_customer"], compiled["create_purchase"]):
+        table = ddl.split()[2]
+        for line in ddl.splitlines()[1:-1]:
+            column, spec = line.strip().rstrip(",").split(" ", 1)
+            if column.islower():  # not PRIMARY KEY, UNIQUE, FOREIGN KEY
+                types[f"{table}.{column}"] = spec.replace(" NOT NULL", "").replace(" NULL", "")
+    return types
+
+
+def _difference(one: str, other: str) -> tuple[str, str]:
+    """The words where two statements differ, a word of context either side; the tail if they are alike."""
+    a, b = one.split(), other.split()
+    if a == b:
+        return " ".join(a[-4:]), "the same"
+    kept_a, kept_b = set(), set()
+    for tag, i1, i2, j1, j2 in SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            kept_a.update(range(i1 - 1, i2 + 1))
+            kept_b.update(range(j1 - 1, j2 + 1))
+    return _excerpt(a, kept_a), _excerpt(b, kept_b)
+
+
+def _excerpt(words: list[str], kept: set[int]) -> str:
+    """The kept words in order, "..." for each run of words left out between them."""
+    shown = [words[i] if i in kept else "..." for i in range(len(words)) if i in kept or i - 1 in kept]
+    return " ".join(shown[:-1] if shown[-1] == "..." else shown)
+
+
+def _is_pro():
+    return Customer.profile["plan"].as_string() == "pro"
 
 
 def _backend(engine: Engine) -> str:

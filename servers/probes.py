@@ -237,6 +237,47 @@ def _cosmosdb(env: dict) -> bool:
         return isinstance(list(client.list_databases()), list)
 
 
+def _arangodb(env: dict) -> bool:
+    """An AQL query in _system with the URL's user and password (the image's ARANGO_ROOT_PASSWORD)."""
+    from arango import ArangoClient
+    from arango.http import DefaultHTTPClient
+
+    from common.settings import arangodb_params
+
+    params = arangodb_params(env["ARANGO_URL"])
+    http = DefaultHTTPClient(request_timeout=2, retry_attempts=0)
+    client = ArangoClient(hosts=params["hosts"], http_client=http, resolver_max_tries=1)
+    try:
+        db = client.db("_system", username=params["username"], password=params["password"])
+        return list(db.aql.execute("RETURN 1")) == [1]
+    finally:
+        client.close()
+
+
+def _sqlserver(env: dict) -> bool:
+    """A query as the URL's login (the image's sa) through pymssql, as the lesson connects."""
+    import pymssql
+
+    from common.settings import sqlserver_params
+
+    conn = pymssql.connect(**{**sqlserver_params(env["SQLSERVER_URL"]), "login_timeout": 2})
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        return cur.fetchone() == (1,)
+
+
+def _oracle(env: dict) -> bool:
+    """A query as the URL's user in its service (the image creates APP_USER in FREEPDB1 last)."""
+    import oracledb
+
+    from common.settings import oracle_params
+
+    params = {**oracle_params(env["ORACLE_URL"]), "tcp_connect_timeout": 2}
+    with oracledb.connect(**params) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM dual")
+        return cur.fetchone() == (1,)
+
+
 PROBES = {
     "postgres": _postgres,
     "postgres_replica": _postgres_replica,
@@ -261,6 +302,9 @@ PROBES = {
     "couchdb": _couchdb,
     "hbase": _hbase,
     "cosmosdb": _cosmosdb,
+    "arangodb": _arangodb,
+    "sqlserver": _sqlserver,
+    "oracle": _oracle,
 }
 
 

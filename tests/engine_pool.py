@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -117,7 +118,18 @@ def pytest_terminal_summary(terminalreporter):
     ):
         count = sum(what in reason for reason in skipped)
         if count:
-            terminalreporter.write_line(f"{count} test(s) {label}: skipped here, they run {where}")
+            per_engine = Counter(
+                spec.display
+                for reason in skipped
+                if what in reason
+                for spec in ENGINES.values()
+                if f"{spec.display} {what}" in reason
+            )
+            named = ", ".join(f"{display} {n}" for display, n in sorted(per_engine.items()))
+            terminalreporter.write_line(
+                f"{count} test(s) {label}{f' ({named})' if named else ''}: "
+                f"not verified in this run; they run {where}"
+            )
 
 
 def engine(key: str) -> Provided:

@@ -166,6 +166,11 @@ def _compose_credentials(key: str) -> dict[str, str]:
         "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN": "INFLUX_TOKEN",
         "DOCKER_INFLUXDB_INIT_ORG": "INFLUX_ORG",
         "DOCKER_INFLUXDB_INIT_BUCKET": "INFLUX_BUCKET",
+        "MSSQL_SA_PASSWORD": "password",  # the user is sa, the image's only login at first
+        "APP_USER": "user",  # Oracle: the user gvenzl/oracle-free creates in FREEPDB1
+        "APP_USER_PASSWORD": "password",
+        "ARANGO_ROOT_PASSWORD": "password",
+        "ORACLE_PASSWORD": "ORACLE_PASSWORD",  # SYS and SYSTEM's
     }
     found = {pairs[name]: value for name, value in env.items() if name in pairs}
     if "NEO4J_AUTH" in env:

@@ -41,6 +41,9 @@ ACCESSORS = {
     "couchdb": settings.couchdb_url,
     "hbase": settings.hbase_url,
     "cosmosdb": settings.cosmos_url,
+    "arangodb": settings.arangodb_params,
+    "sqlserver": settings.sqlserver_params,
+    "oracle": settings.oracle_params,
 }
 EXTRAS = {variable: key for key, engine in ENGINES.items() for variable, _default in engine.extra}
 
