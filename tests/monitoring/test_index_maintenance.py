@@ -53,8 +53,11 @@ def test_vacuum_full_gives_the_space_back(result):
 def test_vacuum_full_blocked_the_reader_and_plain_vacuum_did_not(result):
     vacuumed, rewritten = result.stages["VACUUM"], result.stages["VACUUM FULL"]
     assert vacuumed.reads > 0 and rewritten.reads > 0  # the reader ran through both steps
-    assert rewritten.reads_blocked > 0
-    assert vacuumed.reads_blocked == 0
+    # Queued behind VACUUM FULL's lock request, itself behind the report: seen waiting, and for longer
+    # than the workload's 100 ms. Plain VACUUM takes no lock a read waits for; a read slowed by a busy
+    # machine may pass 100 ms there, so that count is not the fact, the lock wait is.
+    assert rewritten.reader_waiting_seen > 0 and rewritten.reads_blocked > 0
+    assert vacuumed.reader_waiting_seen == 0
 
 
 def test_free_room_on_the_page_makes_updates_hot(result):
