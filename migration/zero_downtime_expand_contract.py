@@ -123,8 +123,11 @@ class Step:
     operations: int
     failed: int
     blocked: int  # the recorder's: took over 100 ms
-    lock_blocked: int  # statements the server showed waiting on a lock for over 100 ms
-    queued: int  # most workload sessions waiting on a lock at the same time
+    # Statements the server showed waiting on a lock for over 100 ms. Sampled every 20 ms: on a busy
+    # machine a long wait may be seen only in its first moments, so this can undercount, never
+    # overcount. It is the safe path's fact (0); the naive path's is `queued` with `blocked`.
+    lock_blocked: int
+    queued: int  # most workload sessions seen waiting on a lock at the same time
     slowest_s: float
     errors: dict[str, int] = field(default_factory=dict)
     acknowledged: list[int] = field(default_factory=list, repr=False)
@@ -150,7 +153,7 @@ class Result:
     def holds(self) -> bool:
         safe = self.way("safe")
         return (
-            all(s.failed > 0 or s.lock_blocked > 0 for s in self.way("naive"))
+            all(s.failed > 0 or (s.queued > 0 and s.blocked > 0) for s in self.way("naive"))
             and all(s.failed == 0 and s.lock_blocked == 0 for s in safe)
             and self.lost == {"naive": 0, "safe": 0}
             and self.unmatched == 0

@@ -26,6 +26,7 @@ from common.settings import ENGINES, ROOT
 from servers.local.base import free_port
 
 PYFORMAT = re.compile(r"%\((\w+)\)s")  # pymssql's named placeholders
+SQL_CLAUSE = re.compile(r"\b(FROM|INTO|WHERE|TABLE|VALUES|SET|USING)\b")  # upper case: SQL, not prose
 
 
 # --- the statements ----------------------------------------------------------------------------------
@@ -35,11 +36,15 @@ def statements_sent(
     lesson: ModuleType, verbs: Collection[str], collections: Iterable[str] = ()
 ) -> dict[str, str]:
     """Every SQL text the lesson module sends, by a name: its upper-case string constants whose first
-    word is one of `verbs`, and the members of its `collections` (dicts, lists, tuples) as NAME[key]."""
+    word is one of `verbs`, or that hold a clause keyword anywhere (so a misspelt first word is
+    parsed, and fails, rather than dropped), and the members of its `collections` (dicts, lists,
+    tuples) as NAME[key]."""
     found = {}
     for name, value in vars(lesson).items():
-        first = re.match(r"\s*(\w+)", value) if name.isupper() and isinstance(value, str) else None
-        if first and first[1] in verbs:
+        if not (name.isupper() and isinstance(value, str)):
+            continue
+        first = re.match(r"\s*(\w+)", value)
+        if (first and first[1] in verbs) or SQL_CLAUSE.search(value):
             found[name] = value
     for name in collections:
         members = getattr(lesson, name)

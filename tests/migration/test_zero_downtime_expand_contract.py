@@ -29,8 +29,8 @@ def test_the_rename_breaks_the_running_application(result):
 )
 def test_each_naive_ddl_makes_the_application_wait_on_its_lock(result, step, waiting_at_least):
     naive = result.step(step)
-    assert naive.lock_blocked >= waiting_at_least
-    assert naive.blocked >= waiting_at_least
+    assert naive.queued >= waiting_at_least  # seen waiting on the DDL's lock, at the same time
+    assert naive.blocked >= waiting_at_least  # and their statements took over 100 ms
     assert naive.failed == 0
 
 
