@@ -32,8 +32,15 @@ class MySQLServer(LocalServer):
     def installed(cls) -> bool:
         return shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None
 
+    @property
+    def tmpdir(self):
+        # Its own, never /tmp: a starting mariadbd deletes every `#sql*` file in its tmpdir, which
+        # includes the temporary tables of another server bootstrapping beside it.
+        return self.workdir / "tmp"
+
     def prepare(self) -> None:
         data = self.workdir / "data"
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         if (data / "mysql").exists():
             return
         created = subprocess.run(
@@ -44,6 +51,7 @@ class MySQLServer(LocalServer):
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 "--user=root",
+                f"--tmpdir={self.tmpdir}",  # passed on to the bootstrapping mariadbd
             ],
             capture_output=True,
             text=True,
@@ -59,6 +67,7 @@ class MySQLServer(LocalServer):
             f"--datadir={self.workdir / 'data'}",
             f"--socket={self.workdir / 'mysqld.sock'}",
             f"--pid-file={self.workdir / 'mysqld.pid'}",
+            f"--tmpdir={self.tmpdir}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
             "--user=root",
