@@ -5,10 +5,12 @@
 Runs every recovery lesson's `run(...)` once, console quiet, called as its `main()` calls it (the
 shared servers their REQUIRES name must be running: `make up` or `make local-up`; the lessons start
 nodes of their own for what they back up and restore), and reads each backup type's size and times
-from the facts the lesson returns. Prints the backup-types table and the Redis `kill -9` table.
-`--write` puts them into recovery/README.md between the recovery-figures markers and saves the
-facts they were rendered from in recovery/figures.json; tests/test_recovery_figures.py renders that
-file again, without servers, and checks the README still says the same.
+from the facts the lesson returns. Prints the backup-types table, the Redis `kill -9` table, the
+high-availability table and the multi-node topologies' memory (each high-availability lesson
+measures the topologies it builds; the compose limits are read from docker-compose.yml). `--write`
+puts them into recovery/README.md between the recovery-figures and recovery-topologies markers and
+saves the facts they were rendered from in recovery/figures.json; tests/test_recovery_figures.py
+renders that file again, without servers, and checks the README still says the same.
 
 What a backup protects against and what a restore needs are words, kept here by backup type; the
 middle column is `render(facts)`'s alone.
@@ -35,8 +37,10 @@ from common.settings import (
     neo4j_url,
     require,
 )
+from servers.containers import compose_services
 
 START, END = "<!-- recovery-figures:start -->", "<!-- recovery-figures:end -->"
+TOPOLOGY_START, TOPOLOGY_END = "<!-- recovery-topologies:start -->", "<!-- recovery-topologies:end -->"
 README = ROOT / "recovery" / "README.md"
 FACTS = ROOT / "recovery" / "figures.json"
 COMMAND = "python -m common.recovery_figures --write"
@@ -163,6 +167,48 @@ BACKUP_TYPES: dict[str, BackupType] = {
     ),
 }
 
+
+@dataclass(frozen=True)
+class Topology:
+    label: str
+    lesson: str  # recovery/<lesson>.py, which builds it from local nodes
+    nodes: int
+    services: tuple[str, ...]  # the same topology in docker-compose.yml (the `cluster` profile)
+    resident: str = "{resident_bytes}"  # a template over its facts, as BackupType.measured
+
+
+TOPOLOGIES: dict[str, Topology] = {
+    "postgres by hand": Topology(
+        "PostgreSQL primary + replica, by hand", "postgres_failover", 2, ("pg-primary", "pg-replica")
+    ),
+    "pg_auto_failover": Topology(
+        "pg_auto_failover: monitor + 2 keepers", "postgres_failover", 3,
+        ("pgaf-monitor", "pgaf-node-1", "pgaf-node-2"),
+    ),
+    "cassandra ring": Topology(
+        "Cassandra ring, dc1: 2, dc2: 1", "cassandra_replication", 3, ("cassandra-1", "cassandra-2", "cassandra-3"),
+        "{resident_bytes} (`-Xmx{heap}` heaps)",
+    ),
+    "redis sentinel": Topology(
+        "Redis Sentinel: primary, 2 replicas, 3 Sentinels", "redis_high_availability", 6,
+        ("redis-primary", "redis-replica-1", "redis-replica-2", "redis-sentinel-1", "redis-sentinel-2",
+         "redis-sentinel-3"),
+    ),
+    "redis cluster": Topology(
+        "Redis Cluster: 3 primaries, 3 replicas", "redis_high_availability", 6,
+        tuple(f"redis-node-{n}" for n in range(1, 7)),  # not redis-cluster-init: it runs once and exits
+    ),
+    "regions": Topology(
+        "Two PostgreSQL regions and Toxiproxy", "cross_region_replication", 3,
+        ("postgres_region1", "postgres_region2", "toxiproxy"),
+    ),
+    "mongodb replica set": Topology(
+        "MongoDB replica set", "mongodb_replica_set", 3,
+        ("mongodb_rs", "mongodb_rs1", "mongodb_rs2", "mongodb_rs3"),  # mongodb_rs holds their network
+    ),
+}  # fmt: skip
+NO_REAL_MONGODB = "no real MongoDB"  # mongodb_replica_set.py needs one: it is not among LESSONS
+
 # Redis under kill -9, by redis_persistence.CRASH_SETTINGS: (setting, writes lost, throughput).
 CRASHES: dict[str, tuple[str, str, str]] = {
     "always": (
@@ -248,6 +294,48 @@ def render(facts: dict[str, Any]) -> str:
         "",
         "Measured in the same run: a client that records every operation writes through each setup "
         "while the fault is injected; lost means acknowledged to the client and missing afterwards.",
+    ]
+    return "\n".join(lines)
+
+
+def limit(n_bytes: int) -> str:
+    """A total of compose memory limits: whole gigabytes, else megabytes."""
+    return f"{n_bytes / 2**30:g} GB" if n_bytes % 2**30 == 0 else f"{n_bytes / 2**20:,.0f} MB"
+
+
+def resident(topology: Topology, facts: dict[str, Any]) -> str:
+    """The Resident cell: the topology's memory as its lesson measured it, or why there is none."""
+    if NOT_MEASURED in facts:
+        return f"not measured here ({facts[NOT_MEASURED]})"
+    if "resident_bytes" not in facts:
+        return "not measured"
+    if facts["resident_bytes"] is None:
+        return "not measured (container)"
+    cell = filled(topology.resident, facts)
+    nodes = facts.get("nodes", topology.nodes)
+    return cell if nodes == topology.nodes else f"{cell} ({nodes} of {topology.nodes} nodes)"
+
+
+def render_topologies(facts: dict[str, Any]) -> str:
+    """The README's second block: each multi-node topology's memory, measured and allowed."""
+    lines = [
+        "| Topology | Lesson | Nodes | Resident (local) | Compose `mem_limit` total |",
+        "|---|---|---|---|---|",
+    ]
+    for key, topology in TOPOLOGIES.items():
+        found = facts.get("topologies", {}).get(key, {})
+        allowed = limit(found["compose_bytes"]) if "compose_bytes" in found else "not in docker-compose.yml"
+        lines.append(
+            f"| {topology.label} | `{topology.lesson}.py` | {topology.nodes} | {resident(topology, found)} "
+            f"| {allowed} |"
+        )
+    lines += [
+        "",
+        f"Measured by `{COMMAND}` in the same run as the tables above. Resident: the proportional set "
+        "size (PSS) of every process of the lesson's local nodes, so memory they share (PostgreSQL's "
+        "shared buffers) counts once; read with every node up, under the lesson's writers before the "
+        "fault (Cassandra: at the end, after its workload; the regions: after their losses). "
+        "Compose: the sum of the `mem_limit` of the topology's `cluster` services in docker-compose.yml.",
     ]
     return "\n".join(lines)
 
@@ -446,6 +534,46 @@ def failover_facts(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def mem_limit_bytes(value: str | int) -> int:
+    """A compose `mem_limit` ("256m", "1g", "512k", or a number of bytes) in bytes."""
+    text = str(value).strip().lower().removesuffix("b")
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+
+
+def compose_bytes(topology: Topology, services: dict[str, dict]) -> int:
+    """The sum of the topology's services' `mem_limit` (each must be a `cluster` profile service)."""
+    total = 0
+    for name in topology.services:
+        service = services[name]
+        if "cluster" not in service.get("profiles", ()):
+            raise ValueError(f"docker-compose.yml: {name} is not in the cluster profile")
+        total += mem_limit_bytes(service["mem_limit"])
+    return total
+
+
+def topology_facts(results: dict[str, Any], services: dict[str, dict]) -> dict[str, dict]:
+    """Each topology's memory as its lesson measured it (None: a container node), and its compose total."""
+    failover, redis = results["postgres_failover"], results["redis_high_availability"]
+    pg, rd = lesson_module("postgres_failover"), lesson_module("redis_high_availability")
+    ha, cluster = failover.setups.get(pg.HA), redis.failovers.get(rd.CLUSTER)
+    regions = results["cross_region_replication"].memory
+    cassandra = {"resident_bytes": results["cassandra_replication"].resident_bytes,
+                 "heap": lesson_module("cassandra_replication").HEAP}  # fmt: skip
+    measured = {
+        "postgres by hand": {"resident_bytes": failover.setups[pg.ASYNC].resident_bytes},
+        "pg_auto_failover": {"resident_bytes": ha.resident_bytes} if ha else {NOT_MEASURED: failover.ha_missing},
+        "cassandra ring": cassandra,
+        "redis sentinel": {"resident_bytes": redis.failovers[rd.KILLED].resident_bytes},
+        "redis cluster": {"resident_bytes": cluster.resident_bytes} if cluster else {NOT_MEASURED: redis.no_cluster},
+        "regions": {"resident_bytes": None if None in regions.values() else sum(regions.values()),
+                    "nodes": len(regions)},
+        "mongodb replica set": {NOT_MEASURED: NO_REAL_MONGODB},
+    }  # fmt: skip
+    return {key: {**measured[key], "compose_bytes": compose_bytes(topology, services)}
+            for key, topology in TOPOLOGIES.items()}  # fmt: skip
+
+
 def facts_from(results: dict[str, Any]) -> dict[str, Any]:
     """The facts the tables are rendered from: plain numbers and strings (saved as JSON)."""
     backups = {
@@ -465,12 +593,14 @@ def facts_from(results: dict[str, Any]) -> dict[str, Any]:
         "backups": {key: backups[key] for key in BACKUP_TYPES},
         "crashes": crash_facts(results["redis_persistence"]),
         "failovers": failover_facts(results),
+        "topologies": topology_facts(results, compose_services()),
     }
 
 
 def write(facts: dict[str, Any]) -> None:
     FACTS.write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n")
-    README.write_text(replace_section(README.read_text(), START, END, render(facts)))
+    text = replace_section(README.read_text(), START, END, render(facts))
+    README.write_text(replace_section(text, TOPOLOGY_START, TOPOLOGY_END, render_topologies(facts)))
 
 
 def main() -> int:
@@ -486,7 +616,7 @@ def main() -> int:
         console.error(str(missing))
         return UNAVAILABLE
     facts = facts_from(results)
-    print(render(facts))
+    print(render(facts), render_topologies(facts), sep="\n\n")
     failed = [name for name, result in results.items() if not result.holds]
     if failed:  # figures from a run whose headline fact failed are not written
         console.error(f"the headline fact failed in: {', '.join(failed)}; README.md left as it is")

@@ -15,7 +15,7 @@ Paxos) loses none. Last, the cross-region pattern: NetworkTopologyStrategy with 
 and one in dc2, where LOCAL_QUORUM keeps working with dc2 gone and EACH_QUORUM does not.
 
 Engine: Cassandra 5 (CASSANDRA_HOSTS must answer but is not used); the ring is three throwaway nodes
-of its own (local `CassandraDaemon`, 256 MB heaps, 1.0-1.3 GB resident for the three here),
+of its own (local `CassandraDaemon`, 256 MB heaps; the lesson prints the memory the three hold),
 keyspaces `cassandra_replication` (SimpleStrategy, RF 3) and `cassandra_replication_dc`
 (NetworkTopologyStrategy, dc1: 2, dc2: 1). Hints to dc2 are switched off, standing in for a node
 down longer than max_hint_window (3 h), after which a coordinator keeps no more hints for it.
@@ -48,8 +48,8 @@ from common import console
 from common.settings import require
 from common.timing import timer
 from common.workload import Workload
+from servers.local.base import resident_bytes
 from servers.local.cassandra import ring_port
-from servers.measure import group_rss_bytes
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("cassandra",)
@@ -131,6 +131,7 @@ class ReplicationResult:
     lost_updates: dict[str, int] = field(default_factory=dict)  # "plain" / "LWT" -> increments lost
     skewed_write_lost: bool = False  # acknowledged, yet older by timestamp than the value it followed
     setups: list[Setup] = field(default_factory=list, compare=False)
+    resident_bytes: int | None = field(default=None, compare=False)  # the ring's PSS at the end
     figures: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -252,7 +253,7 @@ def start_ring(stack: contextlib.ExitStack, result: ReplicationResult) -> Ring:
     local = ring.session.execute("SELECT data_center FROM system.local", execution_profile=ADDRESSES[0])
     peers = ring.session.execute(PEERS, execution_profile=ADDRESSES[0])
     result.datacenters = {ADDRESSES[0]: local.one().data_center, **{str(p.peer): p.data_center for p in peers}}  # fmt: skip
-    rss = [group_rss_bytes(each.process.pid) for each in nodes]
+    rss = [each.resident_bytes() or 0 for each in nodes]  # all three just answered
     result.figures["ring ready"] = console.seconds(took.seconds)
     result.figures["memory"] = " + ".join(map(console.size, rss)) + f" = {console.size(sum(rss))}"
     console.say(f"ring ready in {result.figures['ring ready']} (started, schema made, all answering ALL)")
@@ -472,7 +473,9 @@ def run() -> ReplicationResult:
             read_repair(ring, result)
         workload_rows(load, ring, marks, result)
         await_hint(ring, result)
-        result.figures["memory at the end"] = console.size(sum(group_rss_bytes(n.process.pid) for n in ring.nodes))  # fmt: skip
+        result.resident_bytes = resident_bytes(ring.nodes)  # all three up again, after the workload
+        memory = "not measured" if result.resident_bytes is None else console.size(result.resident_bytes)
+        result.figures["memory at the end"] = memory
     result.figures["lesson"] = console.seconds(whole.seconds)
     console.say(f"the ring's resident memory at the end: {result.figures['memory at the end']}; "
                 f"the whole lesson took {result.figures['lesson']}")  # fmt: skip

@@ -47,7 +47,7 @@ from common import console
 from common.settings import CONNECT_TIMEOUT_S, ENGINES, require
 from common.workload import Workload
 from servers.local import server_class
-from servers.measure import group_rss_bytes
+from servers.local.base import resident_bytes
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("postgres",)
@@ -139,7 +139,7 @@ class CrossRegionResult:
     shaped: bool  # Toxiproxy ran: the delays and the cut are real
     losses: dict[str, RegionLoss] = field(default_factory=dict)
     conflict: Conflict | None = None
-    memory: dict[str, int] = field(default_factory=dict, compare=False)  # node -> resident bytes
+    memory: dict[str, int | None] = field(default_factory=dict, compare=False)  # node -> PSS, after losses
 
     @property
     def holds(self) -> bool:
@@ -492,7 +492,7 @@ def run(setups: tuple[Setup, ...] = SETUPS) -> CrossRegionResult:
         for setup in dict.fromkeys(s if result.shaped else Setup(s.kind, 0, s.warmup) for s in setups):
             result.losses[setup.name] = lose_region(region1, region2, link, setup)
         nodes = {"region 1": region1, "region 2": region2, "Toxiproxy": link.server}
-        result.memory = {name: group_rss_bytes(x.process.pid) for name, x in nodes.items() if x}
+        result.memory = {name: resident_bytes([x]) for name, x in nodes.items() if x}
         show_losses(result.losses)
 
         console.step("Both regions accept a write with the same key: replication stops")
@@ -504,8 +504,12 @@ def run(setups: tuple[Setup, ...] = SETUPS) -> CrossRegionResult:
         console.step("ALTER SUBSCRIPTION ... SKIP (lsn = ...), ENABLE, then repair what the skip dropped")
         show_repair(result.conflict)
 
-        console.step("What the nodes hold in memory")
-        console.table(["node", "resident memory"], [(k, console.size(v)) for k, v in result.memory.items()])
+        console.step("What the nodes hold in memory (PSS, after the losses)")
+        held = [
+            (k, "not measured (container)" if v is None else console.size(v))
+            for k, v in result.memory.items()
+        ]
+        console.table(["node", "resident memory"], held)
     return result
 
 

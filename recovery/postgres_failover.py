@@ -57,8 +57,8 @@ from common.settings import require
 from common.timing import timer
 from common.workload import Workload
 from servers.local import pg_auto_failover
+from servers.local.base import resident_bytes
 from servers.local.postgres import DATABASE, PASSWORD, USER
-from servers.measure import group_rss_bytes
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("postgres",)
@@ -109,7 +109,7 @@ class Setup:
     rewind_s: float = field(default=0.0, compare=False)
     rejoined_in_recovery: bool | None = None
     rows: tuple[int, int] = field(default=(0, 0), compare=False)  # (new primary, rejoined old primary)
-    rss_bytes: int = field(default=0, compare=False)  # every process of the topology, before the crash
+    resident_bytes: int | None = field(default=None, compare=False)  # the topology's PSS, under the writers
     behind_bytes: int = field(default=0, compare=False)  # WAL the replica had not flushed, just before
 
     @property
@@ -220,7 +220,7 @@ def drill(result: Setup, old, new, url: str, fail_over) -> None:
             load.spawn(f"write {number}", writer(result.setup, number), connect=connect)
         try:
             load.wait_for(WARM_WRITES, timeout_s=60)
-            result.rss_bytes = sum(group_rss_bytes(n.process.pid) for n in result.topology)
+            result.resident_bytes = resident_bytes(result.topology)  # every node up, before the crash
             with psycopg.connect(old.url(), autocommit=True) as conn:
                 result.behind_bytes = conn.execute(BEHIND).fetchone()[0] or 0
             old.kill()  # SIGKILL to every process of the node; returns once they are gone
@@ -395,7 +395,8 @@ def run() -> FailoverResult:
     headers = ["setup", "lost", "no writes for", "discarded", "rows new/old"]
     console.table(headers, [s.row() for s in result.setups.values()])
     for s in result.setups.values():
-        console.say(f"{s.setup}: {s.configured}; memory {console.size(s.rss_bytes)} (RSS of every process)")
+        memory = "not measured (container)" if s.resident_bytes is None else console.size(s.resident_bytes)
+        console.say(f"{s.setup}: {s.configured}; memory under the writers {memory} (PSS of every process)")
     return result
 
 

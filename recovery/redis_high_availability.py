@@ -44,7 +44,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
@@ -55,7 +54,7 @@ from redis.sentinel import Sentinel
 from common import console
 from common.settings import CONNECT_TIMEOUT_S, redis_url, require
 from common.workload import Workload
-from servers.local.base import ServerStartError
+from servers.local.base import ServerStartError, resident_bytes
 from servers.throwaway import NoThrowaway, node
 
 REQUIRES = ("redis",)
@@ -139,7 +138,7 @@ class Failover:
     old_primary: int  # ports, all on 127.0.0.1
     new_primary: int = 0
     must_promote: int | None = None  # the one node that had to win, where one had to
-    rss_bytes: int = field(default=0, compare=False)  # every process of the topology, before the fault
+    resident_bytes: int | None = field(default=None, compare=False)  # the topology's PSS, before the fault
     setups: list[Setup] = field(default_factory=list)
 
 
@@ -223,12 +222,6 @@ def keys_on(ports: list[int], prefix: str) -> set[str]:
         with plain(port) as r:
             found.update(r.scan_iter(match=prefix + "*", count=5_000))
     return found
-
-
-def rss(servers: list) -> int:
-    """Resident memory of the server processes, from /proc (VmRSS, in kB)."""
-    lines = (line for s in servers for line in Path(f"/proc/{s.process.pid}/status").read_text().splitlines())
-    return sum(int(line.split()[1]) * 1024 for line in lines if line.startswith("VmRSS:"))
 
 
 def write_again(load: Workload, workers: list[str]) -> float:
@@ -356,7 +349,7 @@ def sentinel_drill(drill: Drill) -> Failover:
             cut_link(replicas[1])
             for wait in drill.waits[:2]:  # WAIT 2 of 2 can no longer be met
                 load.wait_for(len(load.succeeded(label(wait))) + CUT, label(wait))
-        failover.rss_bytes = rss(data + sentinels)
+        failover.resident_bytes = resident_bytes(data + sentinels)
         remaining = fault(drill, primary, replicas, sentinels)
         switched = write_again(load, [label(wait) for wait in drill.waits if wait <= remaining])
         failover.new_primary = primary_port(sentinels)
@@ -464,7 +457,7 @@ def redirects(primaries: list[int], rc: RedisCluster, result: HighAvailabilityRe
 
 
 def cluster_failover(nodes: list, victim_port: int, replica_port: int) -> Failover:
-    failover = Failover(victim_port, must_promote=replica_port, rss_bytes=rss(nodes))
+    failover = Failover(victim_port, must_promote=replica_port)
     prefix = f"{PREFIX}cluster:1:"
     wait_one = writer(prefix, 1)
 
@@ -476,6 +469,7 @@ def cluster_failover(nodes: list, victim_port: int, replica_port: int) -> Failov
         load.spawn("SET + WAIT 1", on_its_primary, connect=lambda: cluster_client(nodes))
         for worker in ("SET", "SET + WAIT 1"):
             load.wait_for(WARM, worker)
+        failover.resident_bytes = resident_bytes(nodes)
         next(n for n in nodes if n.port == victim_port).kill()
         wait_until(lambda: role(replica_port)["role"] == "master", "the replica's promotion")
         wait_until(lambda: cluster_state(replica_port) == "ok", "the cluster to be ok")
@@ -571,8 +565,9 @@ def run(shared_note: str = "") -> HighAvailabilityResult:
         tell_cluster(result)
     console.step("What each topology needs, and the server at REDIS_URL")
     for name in (KILLED, CLUSTER)[: 2 - bool(result.no_cluster)]:  # the Sentinel topologies are alike
-        failover = result.failovers[name]
-        console.say(f"{name}: 6 processes, {console.size(failover.rss_bytes)} resident.")
+        memory = result.failovers[name].resident_bytes
+        shown = "not measured (container)" if memory is None else f"{console.size(memory)} resident (PSS)"
+        console.say(f"{name}: 6 processes, {shown} under the writers.")
     console.say(shared_note or "The server at REDIS_URL was not asked.")
     return result
 

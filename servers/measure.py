@@ -5,8 +5,9 @@
 Warm install re-runs `servers/install-local.sh ENGINE` with everything cached. `--cold` also
 installs the engines built from the language registries into an empty cache first (downloads
 and builds from nothing; OS packages are taken as installed). Each engine is then started on a
-free port, timed until it answers a real query, and its resident memory (all processes of its
-group) read from /proc. `--write` puts the table into README.md between the engines markers.
+free port, timed until it answers a real query, and its memory read from /proc: the proportional
+set size (PSS) of its processes (LocalServer.resident_bytes), so a page they share counts once.
+`--write` puts the table into README.md between the engines markers.
 """
 
 from __future__ import annotations
@@ -47,33 +48,16 @@ def timed_install(engine: str, cache: Path | None = None) -> float:
     return time.monotonic() - started
 
 
-def group_rss_bytes(pgid: int) -> int:
-    total = 0
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                rss_kb = next(
-                    int(line.split()[1])
-                    for line in (status.parent / "status").read_text().splitlines()
-                    if line.startswith("VmRSS:")
-                )
-                total += rss_kb * 1024
-        except (OSError, StopIteration, ValueError, IndexError):
-            continue
-    return total
-
-
 def measure(engine: str, cold: bool) -> dict:
-    row = {"engine": engine, "cold_s": None, "warm_s": None, "ready_s": None, "rss_mb": None, "server": ""}
+    row = {"engine": engine, "cold_s": None, "warm_s": None, "ready_s": None, "memory_mb": None, "server": ""}
+    launcher = server_class(engine)
+    if launcher is None:  # image only: nothing to install or start here
+        row["server"] = "none: runs where Docker is"
+        return row
     if cold and engine in BUILT_FROM_REGISTRIES:
         with tempfile.TemporaryDirectory(prefix="cold-cache-") as empty:
             row["cold_s"] = timed_install(engine, Path(empty))
     row["warm_s"] = timed_install(engine)
-    launcher = server_class(engine)
-    if launcher is None:
-        row["server"] = "none: runs where Docker is"
-        return row
     if not launcher.installed():
         row["server"] = "not installed"
         return row
@@ -85,7 +69,7 @@ def measure(engine: str, cold: bool) -> dict:
         try:
             row["ready_s"] = server.start_and_wait(tied_to_parent=True)
             time.sleep(2)  # let start-up work settle before reading memory
-            row["rss_mb"] = group_rss_bytes(server.process.pid) / 2**20
+            row["memory_mb"] = server.resident_bytes() / 2**20
             row["server"] = server.display
         finally:
             server.stop()
@@ -106,7 +90,7 @@ def start_upstream(engine: str, workdir: Path):
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| engine | local server | install, cold | install, warm | ready in | memory (RSS) |",
+        "| engine | local server | install, cold | install, warm | ready in | memory (PSS) |",
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -114,10 +98,15 @@ def table(rows: list[dict]) -> str:
         def fmt(value, unit):
             return "—" if value is None else f"{value:.1f} {unit}"
 
-        cold = fmt(row["cold_s"], "s") if row["engine"] in BUILT_FROM_REGISTRIES else "OS/PyPI package"
+        if server_class(row["engine"]) is None:
+            cold = "image only"
+        elif row["engine"] in BUILT_FROM_REGISTRIES:
+            cold = fmt(row["cold_s"], "s")
+        else:
+            cold = "OS/PyPI package"
         lines.append(
             f"| {ENGINES[row['engine']].display} | {row['server']} | {cold} | {fmt(row['warm_s'], 's')} "
-            f"| {fmt(row['ready_s'], 's')} | {fmt(row['rss_mb'], 'MB')} |"
+            f"| {fmt(row['ready_s'], 's')} | {fmt(row['memory_mb'], 'MB')} |"
         )
     return "\n".join(lines)
 

@@ -229,16 +229,3 @@ def docstring_lacks(lesson: ModuleType, engine: str) -> list[str]:
     wanted = [containers.compose_services()[service]["image"], f"make up SERVICES={service}"]
     wanted += [f"\n{line}" for line in ("Engine:", "Run:", "Look for:", "Checked against:")]
     return [text for text in wanted if text not in lesson.__doc__]
-
-
-# --- SQL Server: what pymssql is given ------------------------------------------------------------
-
-# A SQL Server URL, with an @ in its password escaped as %40, and what pymssql must be given for it.
-SQLSERVER_URL = "mssql://sa:Pa%40ss-1@db.example.com:1500/master"
-PYMSSQL_GETS = {
-    "server": "db.example.com",
-    "port": "1500",
-    "user": "sa",
-    "password": "Pa@ss-1",
-    "tds_version": "7.4",
-}

@@ -4,12 +4,15 @@
 and that nobody typed into the block since.
 """
 
+import dataclasses
+import importlib
 import json
 
 import pytest
 
 from common import recovery_figures as figures
 from common.catalog import replace_section
+from servers.containers import compose_services
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +29,20 @@ def block(readme: str) -> str:
     return readme.partition(figures.START)[2].partition(figures.END)[0]
 
 
+def topology_block(readme: str) -> str:
+    return readme.partition(figures.TOPOLOGY_START)[2].partition(figures.TOPOLOGY_END)[0]
+
+
 def test_the_readme_has_the_generated_block(readme):
     assert readme.count(figures.START) == readme.count(figures.END) == 1
     assert readme.index(figures.START) < readme.index(figures.END)
+
+
+def test_the_readme_has_the_generated_topology_block_after_the_first(readme):
+    assert readme.count(figures.TOPOLOGY_START) == readme.count(figures.TOPOLOGY_END) == 1
+    assert (
+        readme.index(figures.END) < readme.index(figures.TOPOLOGY_START) < readme.index(figures.TOPOLOGY_END)
+    )
 
 
 def test_every_backup_type_has_a_row_in_the_block(readme):
@@ -44,6 +58,7 @@ def test_every_redis_setting_has_a_row_in_the_block(readme):
 def test_the_saved_facts_cover_every_backup_type(saved):
     assert set(saved["backups"]) == set(figures.BACKUP_TYPES)
     assert set(saved["crashes"]) == set(figures.CRASHES)
+    assert set(saved["topologies"]) == set(figures.TOPOLOGIES)
 
 
 HIGH_AVAILABILITY = (
@@ -69,6 +84,46 @@ def test_every_high_availability_lesson_has_rows_in_the_block(readme, saved):
 def test_the_block_is_what_render_makes_of_the_saved_facts(readme, saved):
     rendered = replace_section(readme, figures.START, figures.END, figures.render(saved))
     assert rendered == readme, "run `make figures` (servers running); never edit the block by hand"
+
+
+def test_every_topology_has_a_row_in_its_block(readme):
+    for topology in figures.TOPOLOGIES.values():
+        row = f"\n| {topology.label} | `{topology.lesson}.py` | {topology.nodes} |"
+        assert row in topology_block(readme), topology.label
+
+
+def test_the_topology_block_is_what_render_makes_of_the_saved_facts(readme, saved):
+    rendered = replace_section(
+        readme, figures.TOPOLOGY_START, figures.TOPOLOGY_END, figures.render_topologies(saved)
+    )
+    assert rendered == readme, "run `make figures` (servers running); never edit the block by hand"
+
+
+def test_the_saved_compose_totals_are_what_docker_compose_yml_says(saved):
+    services = compose_services()  # a `cluster` service missing, or in another profile, raises
+    for key, topology in figures.TOPOLOGIES.items():
+        assert saved["topologies"][key]["compose_bytes"] == figures.compose_bytes(topology, services), key
+
+
+def test_each_measured_topology_has_a_figure_or_says_why_not(saved):
+    for key, facts in saved["topologies"].items():
+        assert "resident_bytes" in facts or figures.NOT_MEASURED in facts, key
+    assert saved["topologies"]["mongodb replica set"][figures.NOT_MEASURED] == figures.NO_REAL_MONGODB
+
+
+@pytest.mark.parametrize(
+    ("lesson", "record", "name"),
+    [
+        ("postgres_failover", "Setup", "resident_bytes"),
+        ("redis_high_availability", "Failover", "resident_bytes"),
+        ("cassandra_replication", "ReplicationResult", "resident_bytes"),
+        ("cross_region_replication", "CrossRegionResult", "memory"),
+    ],
+)
+def test_each_lesson_records_its_topology_s_memory_outside_its_compared_facts(lesson, record, name):
+    kind = getattr(importlib.import_module(f"recovery.{lesson}"), record)
+    field = next(f for f in dataclasses.fields(kind) if f.name == name)
+    assert field.compare is False  # a second run's memory differs: "the same facts" ignores it
 
 
 def test_the_block_names_the_machine_and_the_command(readme, saved):
@@ -107,3 +162,42 @@ def test_a_template_field_without_a_fact_fails_loudly():
     facts = {"cores": 1, "backups": {"pg_basebackup": {"size_bytes": 1}}, "crashes": {}}
     with pytest.raises(KeyError):
         figures.render(facts)
+
+
+def test_render_topologies_shows_each_figure_or_why_there_is_none():
+    def facts(resident, **more):
+        return {"resident_bytes": resident, "compose_bytes": 576 * 2**20, **more}
+
+    measured = {
+        "postgres by hand": facts(70 * 2**20),
+        "pg_auto_failover": {figures.NOT_MEASURED: "pg_autoctl not installed", "compose_bytes": 768 * 2**20},
+        "cassandra ring": facts(1.5 * 2**30, heap="256m", compose_bytes=3 * 2**30),
+        "redis sentinel": facts(None),  # a container node: its processes are not ours to read
+        "regions": facts(80 * 2**20, nodes=2),  # no Toxiproxy here
+        "mongodb replica set": {figures.NOT_MEASURED: figures.NO_REAL_MONGODB, "compose_bytes": 1568 * 2**20},
+    }
+    text = figures.render_topologies({"topologies": measured})
+    assert "| PostgreSQL primary + replica, by hand | `postgres_failover.py` | 2 | 70.0 MB | 576 MB |" in text
+    assert "| 3 | not measured here (pg_autoctl not installed) | 768 MB |" in text
+    assert (
+        "| Cassandra ring, dc1: 2, dc2: 1 | `cassandra_replication.py` | 3 | 1.5 GB (`-Xmx256m` heaps) | 3 GB |"
+        in text
+    )
+    assert "| 6 | not measured (container) | 576 MB |" in text
+    assert (
+        "| Redis Cluster: 3 primaries, 3 replicas | `redis_high_availability.py` | 6 | not measured |" in text
+    )
+    assert "| 3 | 80.0 MB (2 of 3 nodes) | 576 MB |" in text
+    assert (
+        "| MongoDB replica set | `mongodb_replica_set.py` | 3 | not measured here (no real MongoDB) | 1,568 MB |"
+        in text
+    )
+    assert f"`{figures.COMMAND}`" in text
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [("256m", 256 * 2**20), ("1g", 2**30), ("1.5G", 3 * 2**29), ("64mb", 64 * 2**20), (1024, 1024)],
+)
+def test_a_compose_mem_limit_is_read_in_bytes(limit, expected):
+    assert figures.mem_limit_bytes(limit) == expected

@@ -301,3 +301,17 @@ def test_the_not_reachable_line_names_the_install_command_when_it_is_needed(monk
     line = settings.unreachable("redis")
     assert "make up SERVICES=redis" in line and "make local-up" in line
     assert ("make local-install" in line) is not installed
+
+
+def test_sqlserver_parameters_come_from_the_url_with_its_escapes_undone():
+    url = "mssql://sa:Pa%40ss-1@db.example.com:1500/master"  # an @ in the password, escaped
+    wanted = {
+        "server": "db.example.com",
+        "port": "1500",
+        "user": "sa",
+        "password": "Pa@ss-1",
+        "tds_version": "7.4",
+    }
+    assert settings.sqlserver_params(url).items() >= {**wanted, "database": "master"}.items()
+    assert settings.sqlserver_params(url, database="shop")["database"] == "shop"
+    assert settings.sqlserver_params("mssql://sa:x@localhost")["database"] == "master"

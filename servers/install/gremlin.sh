@@ -11,29 +11,14 @@ CACHE="${EXAMPLES_CACHE:-$HOME/.cache/database-examples}"
 DEST="$CACHE/gremlin"
 HOME_DIR="$DEST/apache-tinkerpop-gremlin-server-$VERSION"
 
-find_jdk17() {
-    local dir
-    for dir in /usr/lib/jvm/java-17-openjdk-*; do
-        if [[ -x "$dir/bin/java" ]]; then
-            echo "$dir"
-            return 0
-        fi
-    done
-    return 1
-}
-
 if [[ "$(cat "$DEST/installed" 2>/dev/null)" == "$VERSION" && -d "$HOME_DIR/lib" && -x "$DEST/java" ]]; then
     echo "gremlin: Gremlin Server $VERSION already installed in $DEST"
     exit 0
 fi
 
-if ! JDK="$(find_jdk17)" || ! command -v mvn >/dev/null || ! command -v unzip >/dev/null; then
-    echo "gremlin: installing Java 17, Maven and unzip (apt)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        openjdk-17-jdk-headless maven unzip >/dev/null
-    JDK="$(find_jdk17)"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/maven-jars.sh"
+use_java17_and_maven gremlin unzip
+JDK="$java_home"
 export JAVA_HOME="$JDK"
 mkdir -p "$DEST"
 rm -f "$DEST/installed"  # marks the install incomplete until the end

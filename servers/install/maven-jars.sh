@@ -1,14 +1,15 @@
 # Sourced by the installs whose server is a set of jars from Maven Central (cassandra.sh,
-# janusgraph.sh, hbase.sh), not run by itself:
-#   source "$here/maven-jars.sh"; use_java17_and_maven NAME; copy_jars NAME POM DEST
+# janusgraph.sh, hbase.sh, gremlin.sh, neo4j.sh), not run by itself:
+#   source "$here/maven-jars.sh"; use_java17_and_maven NAME [COMMAND...]; copy_jars NAME POM DEST
 # Java 17 and Maven come from Debian packages when missing; the jars a pom lists (with their
 # dependencies) land in DEST/lib, through DEST/lib.partial so a failed run leaves no half folder,
 # and Maven's repository is DEST/m2, so a second resolution downloads nothing.
 
+# A JDK, not only a runtime: neo4j.sh compiles its launcher.
 java17_home() {
     local candidate
     for candidate in /usr/lib/jvm/java-17-openjdk-*; do
-        if [[ -x "$candidate/bin/java" ]]; then
+        if [[ -x "$candidate/bin/javac" ]]; then
             echo "$candidate"
             return 0
         fi
@@ -16,13 +17,19 @@ java17_home() {
     return 1
 }
 
-# Sets java_home for the caller.
+# Sets java_home for the caller. The arguments after NAME are commands the install also needs, each
+# from the Debian package of the same name (unzip), installed along when missing.
 use_java17_and_maven() {
-    if ! java17_home >/dev/null || ! command -v mvn >/dev/null; then
-        echo "$1: installing Java 17 and Maven from Debian packages"
+    local name=$1 missing=() command
+    shift
+    for command in "$@"; do
+        command -v "$command" >/dev/null || missing+=("$command")
+    done
+    if ! java17_home >/dev/null || ! command -v mvn >/dev/null || ((${#missing[@]})); then
+        echo "$name: installing Java 17 and Maven ${missing[*]} from Debian packages"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null
+        apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven "${missing[@]}" >/dev/null
     fi
     java_home="$(java17_home)"
 }

@@ -9,21 +9,12 @@ DEST="$CACHE/neo4j"
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../java/neo4j" && pwd)"
 LAUNCHER="$SRC/src/main/java/Neo4jLauncher.java"
 
-find_jdk17() {
-    local dir
-    for dir in /usr/lib/jvm/java-17-openjdk-*; do
-        if [[ -x "$dir/bin/javac" ]]; then
-            echo "$dir"
-            return 0
-        fi
-    done
-    return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/maven-jars.sh"
 
 # What the install is made from: the sources here and the JDK (its archive fits one JDK build).
 stamp() {
     local jdk
-    jdk="$(find_jdk17 || true)"
+    jdk="$(java17_home || true)"
     {
         cat "$SRC/pom.xml" "$LAUNCHER" "${BASH_SOURCE[0]}"
         if [[ -n "$jdk" ]]; then cat "$jdk/release"; fi
@@ -35,13 +26,8 @@ if [[ -f "$DEST/classpath" && "$(cat "$DEST/stamp" 2>/dev/null)" == "$(stamp)" ]
     exit 0
 fi
 
-if ! JDK="$(find_jdk17)" || ! command -v mvn >/dev/null; then
-    echo "neo4j: installing Java 17 and Maven (apt)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        openjdk-17-jdk-headless maven >/dev/null
-    JDK="$(find_jdk17)"
-fi
+use_java17_and_maven neo4j
+JDK="$java_home"
 export JAVA_HOME="$JDK"
 mkdir -p "$DEST"
 rm -f "$DEST/classpath" "$DEST/stamp"  # marks the install incomplete until the end

@@ -83,6 +83,30 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _memory_bytes(pid: int) -> int:
+    """One process's proportional set size (PSS: a page it shares with n - 1 others counts 1/n), from
+    /proc/PID/smaps_rollup; its resident set (VmRSS) where that cannot be read; 0 once it is gone."""
+    for name, field in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+        try:
+            lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+        except OSError:
+            continue
+        return next((int(line.split()[1]) * 1024 for line in lines if line.startswith(field)), 0)
+    return 0
+
+
+def process_tree_bytes(pid: int) -> int:
+    """The PSS of a process and every process below it."""
+    return sum(map(_memory_bytes, [pid, *_descendants(pid)]))
+
+
+def resident_bytes(servers) -> int | None:
+    """The memory the servers hold together (LocalServer.resident_bytes); None when one cannot say: a
+    node not running, or a container node (servers/container_node.py), whose processes are Docker's."""
+    sizes = [server.resident_bytes() if isinstance(server, LocalServer) else None for server in servers]
+    return None if not sizes or None in sizes else sum(sizes)
+
+
 class LocalServer:
     engine: str = ""  # the key used everywhere: "postgres", "redis", ...
     display: str = ""  # how a person names it: "PostgreSQL"
@@ -236,6 +260,15 @@ class LocalServer:
             deadline = time.monotonic() + 10
             while port_open(port) and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+    def resident_bytes(self) -> int | None:
+        """The memory the node holds: the PSS of its process and every process below it, so a page
+        shared among them (PostgreSQL's shared_buffers) counts once, and one shared with processes
+        elsewhere (a binary's code) in part. Every process below it, not its process group: each
+        PostgreSQL backend leads a group of its own. None when it is not running."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return process_tree_bytes(self.process.pid)
 
     def tool(
         self, argv: list, check: bool = False, timeout: float = 600.0, env: dict[str, str] | None = None

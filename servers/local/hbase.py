@@ -20,7 +20,15 @@ import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from servers.local.base import CACHE, LocalServer, _descendants, _tied_to_parent, free_port, port_open
+from servers.local.base import (
+    CACHE,
+    LocalServer,
+    _descendants,
+    _tied_to_parent,
+    free_port,
+    port_open,
+    process_tree_bytes,
+)
 
 HOME = CACHE / "hbase"
 CONFIG = Path(__file__).resolve().parents[1] / "java" / "hbase"
@@ -158,6 +166,13 @@ class HBaseServer(LocalServer):
         with contextlib.suppress(OSError, ValueError):
             return int((self.workdir / "master.pid").read_text())
         return None
+
+    def resident_bytes(self) -> int | None:
+        """The Thrift server's and the master's: the master is not below the Thrift server."""
+        thrift, master = super().resident_bytes(), self._master_pid()
+        if thrift is None or master is None or self.master is None or self.master.poll() is not None:
+            return None
+        return thrift + process_tree_bytes(master)
 
     def stop(self, timeout: float = 30.0) -> None:
         """The Thrift server, then the master: it flushes and closes its regions, over 8 s; wait for it."""

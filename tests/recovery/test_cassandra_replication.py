@@ -83,5 +83,9 @@ def test_the_writers_saw_what_their_levels_promise(result):
     assert setups["ONE, 2 of 3 down"].acknowledged > 0
 
 
+def test_the_ring_s_memory_is_measured_at_the_end(result):
+    assert result.resident_bytes > 0  # local nodes, all three up: a figure of recovery/README.md
+
+
 def test_the_headline_holds(result):
     assert result.holds  # what main() exits on

@@ -88,5 +88,9 @@ def test_after_the_repair_both_regions_hold_the_same_rows(result):
     assert c.equal_after_repair
 
 
+def test_every_node_s_memory_is_measured(result):
+    assert result.memory and all(held > 0 for held in result.memory.values())  # local nodes
+
+
 def test_the_headline_holds(result):
     assert result.holds  # what main() exits on

@@ -69,5 +69,9 @@ def test_pg_auto_failover_runs_where_it_is_installed(result):
     assert bool(result.ha_missing) != PgAutoctlServer.installed()
 
 
+def test_the_topology_s_memory_is_measured_under_the_writers(setup):
+    assert setup.resident_bytes > 0  # local nodes, every one up: a figure of recovery/README.md
+
+
 def test_the_headline_fact_holds(result):
     assert result.holds  # what main() exits on

@@ -107,5 +107,9 @@ def test_the_cluster_part_runs_where_redis_cli_is_installed(result):
     assert bool(result.no_cluster) != CLUSTER_CLI
 
 
+def test_every_topology_s_memory_is_measured_before_its_fault(result):
+    assert all(failover.resident_bytes > 0 for failover in result.failovers.values())  # local nodes
+
+
 def test_the_headline_holds(result):
     assert result.holds  # what main() exits on

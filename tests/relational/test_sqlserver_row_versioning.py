@@ -15,7 +15,7 @@ from pathlib import Path
 import pymssql
 import pytest
 
-from common.settings import UNAVAILABLE, sqlserver_params
+from common.settings import UNAVAILABLE
 from relational import sqlserver_row_versioning as lesson
 from tests import offline_sql
 
@@ -118,12 +118,6 @@ def test_the_error_number_is_read_from_a_pymssql_exception():
         == 3960
     )
     assert lesson.error_number(pymssql.InterfaceError("not connected")) is None
-
-
-def test_the_connection_parameters_come_from_the_url():
-    params = sqlserver_params(offline_sql.SQLSERVER_URL, database=lesson.DATABASE)
-    assert params.items() >= {**offline_sql.PYMSSQL_GETS, "database": lesson.DATABASE}.items(), params
-    assert sqlserver_params("mssql://sa:x@localhost")["database"] == "master"
 
 
 def test_main_without_a_server_prints_one_line_and_exits_2():

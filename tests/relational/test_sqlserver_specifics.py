@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlglot import exp
 
-from common.settings import UNAVAILABLE, sqlserver_params
+from common.settings import UNAVAILABLE
 from relational import sqlserver_specifics as lesson
 from tests import offline_sql
 
@@ -135,12 +135,6 @@ def test_run_sql_binds_what_the_statement_names_and_refuses_anything_else():
         lesson.insert_many(cur, lesson.INSERT_ORDER, lesson.filler_rows(3))
     lesson.insert_many(cur, lesson.INSERT_ORDER, lesson.order_rows())
     assert cur.calls[-1] == (lesson.INSERT_ORDER, lesson.N_ORDERS, lesson.BATCH)
-
-
-def test_the_connection_parameters_come_from_the_url():
-    params = sqlserver_params(offline_sql.SQLSERVER_URL, database=lesson.DATABASE)
-    assert params.items() >= {**offline_sql.PYMSSQL_GETS, "database": lesson.DATABASE}.items(), params
-    assert sqlserver_params("mssql://sa:x@localhost")["database"] == "master"
 
 
 @pytest.mark.parametrize(("total", "size"), [(1000, 75), (1000, 100), (1, 75), (0, 75), (76, 75)])
