@@ -169,10 +169,10 @@ class HBaseServer(LocalServer):
 
     def resident_bytes(self) -> int | None:
         """The Thrift server's and the master's: the master is not below the Thrift server."""
-        thrift, master = super().resident_bytes(), self._master_pid()
-        if thrift is None or master is None or self.master is None or self.master.poll() is not None:
+        thrift = super().resident_bytes()
+        if thrift is None or self.master is None or self.master.poll() is not None:
             return None
-        return thrift + process_tree_bytes(master)
+        return thrift + process_tree_bytes(self.master.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
         """The Thrift server, then the master: it flushes and closes its regions, over 8 s; wait for it."""
