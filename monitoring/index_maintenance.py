@@ -306,10 +306,14 @@ def maintain_with_a_reader(conn: psycopg.Connection, url: str) -> dict[str, Stag
             windows[name] = (began, load.now_s())
             stages[name] = measure(conn)
             stages[name].seconds = seconds
-    for name, (began, ended) in windows.items():  # the reads that started while the step ran
-        during, after = load.report("read", since_s=began), load.report("read", since_s=ended)
-        stages[name].reads = during.operations - after.operations
-        stages[name].reads_blocked = during.blocked - after.blocked
+    for name, (began, ended) in windows.items():
+        # The reads that ran while the step ran, if only in part: one queued behind VACUUM FULL may
+        # have started just before the step and still be waiting when it ends.
+        reads = [
+            a for a in load.succeeded("read") if a.started_s < ended and a.started_s + a.latency_s >= began
+        ]
+        stages[name].reads = len(reads)
+        stages[name].reads_blocked = sum(a.latency_s > load.blocked_after_s for a in reads)
         samples = [a for a in load.succeeded("watch") if began <= a.started_s < ended]
         stages[name].reader_waiting_seen = sum(1 for sample in samples if sample.key)
     return stages
