@@ -43,6 +43,10 @@ class Attempt:
     error: str | None  # the exception's class name and first line, None when it succeeded
     key: object = None  # what a successful write returned
 
+    def covers(self, since_s: float, in_flight: bool = False) -> bool:
+        """Started at or after `since_s`, or (with `in_flight`) was still running then."""
+        return self.started_s >= since_s or (in_flight and self.started_s + self.latency_s >= since_s)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -112,10 +116,14 @@ class Workload:
         present = set(found)
         return [key for key in self.acknowledged(worker) if key not in present]
 
-    def report(self, worker: str | None = None, since_s: float = 0.0) -> Report:
-        """Counts over the attempts of `worker` (or all) that started at or after `since_s`."""
+    def report(self, worker: str | None = None, since_s: float = 0.0, in_flight: bool = False) -> Report:
+        """Counts over the attempts of `worker` (or all) that started at or after `since_s`.
+
+        With `in_flight`, also those still running at `since_s`: a statement sent a moment before
+        a DDL took its lock can wait behind it like the ones sent after.
+        """
         with self._lock:
-            chosen = [a for a in self.attempts if worker in (None, a.worker) and a.started_s >= since_s]
+            chosen = [a for a in self.attempts if worker in (None, a.worker) and a.covers(since_s, in_flight)]
         return Report(
             operations=len(chosen),
             failed=sum(a.error is not None for a in chosen),

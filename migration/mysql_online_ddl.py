@@ -259,9 +259,10 @@ def live(params: dict, ddl: pymysql.Connection, name: str, seen: list[Seen]) -> 
         began = load.now_s()
         yield
         time.sleep(0.1)  # the queued operations finish; the load is seen to go on
-    seen_now = asdict(load.report(since_s=began))  # operations, failed, blocked, slowest_s, errors
+    # operations, failed, blocked, slowest_s, errors; a statement sent just before the DDL counts too
+    seen_now = asdict(load.report(since_s=began, in_flight=True))
     seen_now["mdl_blocked"], seen_now["mdl_waiting"] = watch.stop()
-    failures = [a.error for a in load.attempts if a.error and a.started_s >= began]
+    failures = [a.error for a in load.attempts if a.error and a.covers(began, in_flight=True)]
     seen.append(Seen(name, **seen_now, failures=failures, acknowledged=load.acknowledged()))
 
 

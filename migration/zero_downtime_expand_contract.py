@@ -241,7 +241,8 @@ def live(url: str, app: dict, steps: list[Step], name: str, way: str, locks: str
         began = load.now_s()
         yield
         time.sleep(0.05)  # the queued operations finish; the load is seen to go on
-    seen = asdict(load.report(since_s=began))  # operations, failed, blocked, slowest_s, errors
+    # operations, failed, blocked, slowest_s, errors; a statement sent just before the DDL counts too
+    seen = asdict(load.report(since_s=began, in_flight=True))
     seen["lock_blocked"], seen["queued"] = watch.stop()
     steps.append(Step(name, way, locks, **seen, acknowledged=load.acknowledged()))
 

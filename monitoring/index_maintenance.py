@@ -309,9 +309,7 @@ def maintain_with_a_reader(conn: psycopg.Connection, url: str) -> dict[str, Stag
     for name, (began, ended) in windows.items():
         # The reads that ran while the step ran, if only in part: one queued behind VACUUM FULL may
         # have started just before the step and still be waiting when it ends.
-        reads = [
-            a for a in load.succeeded("read") if a.started_s < ended and a.started_s + a.latency_s >= began
-        ]
+        reads = [a for a in load.succeeded("read") if a.covers(began, in_flight=True) and a.started_s < ended]
         stages[name].reads = len(reads)
         stages[name].reads_blocked = sum(a.latency_s > load.blocked_after_s for a in reads)
         samples = [a for a in load.succeeded("watch") if began <= a.started_s < ended]

@@ -1,5 +1,6 @@
 """The shared workload recorder counts failed, blocked and lost operations the same way everywhere."""
 
+import threading
 import time
 
 from common.workload import Workload
@@ -46,3 +47,23 @@ def test_a_failed_attempt_reconnects():
         load.spawn("write", write, connect=connect)
         load.wait_for(2, "write")
     assert len(connections) == 2, "one connection before the failure, one after"
+
+
+def test_a_report_from_a_moment_can_count_the_attempt_in_flight_then():
+    running, began = threading.Event(), threading.Event()
+
+    def read(connection, n):
+        if n == 1:  # in flight when the phase begins, and held up by it
+            running.set()
+            began.wait(timeout=5)
+            time.sleep(0.15)
+        return n
+
+    with Workload(pause_s=0.0) as load:
+        load.spawn("read", read, connect=FakeConnection)
+        running.wait(timeout=5)
+        since_s = load.now_s()
+        began.set()
+        load.wait_for(4, "read")
+    assert load.report("read", since_s=since_s).blocked == 0  # it started before the phase
+    assert load.report("read", since_s=since_s, in_flight=True).blocked == 1
