@@ -43,7 +43,7 @@ CHAT_START = datetime(2024, 3, 1, 8, 0)
 ROWS_PER_LOAD_BATCH = 240  # a day is 6 batches; the batch-size warning counts only multi-partition batches
 HOT_C = 27.5  # the filter of the ALLOW FILTERING query: a few readings in a thousand
 MAX_PARTITION_ROWS, MAX_PARTITION_BYTES = 100_000, 100 * 1024 * 1024  # the usual rule of thumb
-TTL_S, POLL_S, POLL_LIMIT_S = 1, 0.1, 5.0
+TTL_S, POLL_S, POLL_LIMIT_S = 2, 0.1, 10.0
 # Dropping a keyspace recycles the commit log segments that hold its writes, which flushes every table
 # with data in them: seconds on a busy machine, past the driver's default 10 s request timeout.
 DDL_TIMEOUT_S = 60.0
@@ -200,7 +200,7 @@ class FilteringFacts:
 @dataclass
 class TtlFacts:
     present_right_after: bool
-    ttl_right_after: int | None
+    ttl_right_after: int | None = field(compare=False)  # TTL_S, or one less once a second ticked
     gone: bool
     seconds_to_vanish: float = field(compare=False)
 
@@ -468,15 +468,16 @@ def measure_partitions(session: Session, stmts: dict[str, PreparedStatement], da
 
 def rows_read(result: ResultSet) -> int:
     """Rows the replicas read for a traced query: the sum of its "Read N live rows" trace events."""
-    trace = result.get_query_trace(max_wait_sec=10)
-    seen = None
-    for _ in range(20):  # events are written asynchronously: read them until two reads agree
+    trace = result.get_query_trace(max_wait_sec=30)
+    seen, unchanged = None, 0
+    for _ in range(40):  # events are written asynchronously: read them until three reads agree
         counts = [int(m.group(1)) for e in trace.events if (m := READ_LIVE_ROWS.search(e.description))]
-        if counts and counts == seen:
+        unchanged = unchanged + 1 if counts and counts == seen else 0
+        if unchanged == 2:
             return sum(counts)
         seen = counts
         time.sleep(0.1)
-        trace.populate(max_wait=10)
+        trace.populate(max_wait=30)
     return sum(seen or [])
 
 
@@ -512,10 +513,11 @@ def filtering(session: Session, stmts: dict[str, PreparedStatement], data: Data)
 
 
 def expire(session: Session, stmts: dict[str, PreparedStatement]) -> TtlFacts:
-    """USING TTL 1 on a presence flag, then poll until the row is gone."""
+    """USING TTL 2 on a presence flag, then poll until the row is gone."""
     user = 1
-    # A row written with TTL 1 at 12:00:00.9 is gone at 12:00:01.0: start just after a second boundary
-    # (of this clock, which is the server's when both run on one machine) so it lives about a second.
+    # Expiry counts whole seconds: a row written with TTL 2 at 12:00:00.9 is gone at 12:00:02.0. Start
+    # just after a second boundary (of this clock, the server's when both run on one machine), so the
+    # row lives about two seconds, and a busy machine's slow first read still finds it.
     time.sleep(1 - time.time() % 1)
     session.execute(stmts["insert_presence_ttl"], (user, "online", TTL_S))
     started = time.perf_counter()
@@ -536,9 +538,9 @@ def expire(session: Session, stmts: dict[str, PreparedStatement]) -> TtlFacts:
         ],
     )  # fmt: skip
     console.say(
-        "The server counts a TTL in whole seconds of its clock, so TTL 1 ends at the next second boundary after "
-        "the write: the write here starts just after one. The expired cell stays as a tombstone until "
-        "compaction drops it after gc_grace_seconds."
+        f"The server counts a TTL in whole seconds of its clock, so TTL {TTL_S} ends at a second boundary, "
+        "up to a second short of it after the write: the write here starts just after one. The expired cell "
+        "stays as a tombstone until compaction drops it after gc_grace_seconds."
     )
     return facts
 

