@@ -97,6 +97,16 @@ class Workload:
                 )
             time.sleep(0.01)
 
+    def wait_for_failures(self, count: int = 1, worker: str | None = None, timeout_s: float = 30.0) -> None:
+        """Block until `count` attempts (of `worker`, or of all) failed: the fault is seen."""
+        deadline = time.monotonic() + timeout_s
+        while self.report(worker).failed < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the workload saw fewer than {count} failed attempts in {timeout_s:.0f} s"
+                )
+            time.sleep(0.01)
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:

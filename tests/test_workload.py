@@ -67,3 +67,15 @@ def test_a_report_from_a_moment_can_count_the_attempt_in_flight_then():
         load.wait_for(4, "read")
     assert load.report("read", since_s=since_s).blocked == 0  # it started before the phase
     assert load.report("read", since_s=since_s, in_flight=True).blocked == 1
+
+
+def test_waiting_for_a_failure_returns_once_one_is_recorded():
+    def write(connection, n):
+        if n == 2:
+            raise TimeoutError("lock wait timeout")
+        return n
+
+    with Workload(pause_s=0.0) as load:
+        load.spawn("write", write, connect=FakeConnection)
+        load.wait_for_failures(1, "write", timeout_s=5)
+        assert load.report("write").failed == 1
