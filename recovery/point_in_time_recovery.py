@@ -2,8 +2,9 @@
 
 A base backup restores the moment it was taken; the WAL archived since replays a fresh server forward
 to any later moment. A PostgreSQL node of the lesson's own archives every WAL segment (`archive_mode=on`,
-an `archive_command` that copies to a folder, `archive_timeout=1s`), is backed up with `pg_basebackup
--X none` (its WAL will come from the archive), runs committed inserts and updates over three tables,
+an `archive_command` that copies each to a side folder and renames it into the archive, so no reader
+sees half a segment; `archive_timeout=1s`), is backed up with `pg_basebackup -X none` (its WAL will
+come from the archive), runs committed inserts and updates over three tables,
 then makes a mistake: an UPDATE without WHERE, then a DROP TABLE. Four fresh servers restore the
 backup and replay the archive (`recovery.signal`, `restore_command`, `recovery_target_action=promote`)
 to a named restore point, a timestamp, an LSN and the last good transaction id; each holds the row
@@ -330,10 +331,13 @@ def run() -> PitrResult:
     console.title("Point-in-time recovery: base backup, archived WAL, and a restore before the mistake")
     settings = {**DURABLE, "wal_level": "replica", "archive_mode": "on"}
     with node("postgres", start=False, settings=settings) as source:
-        archive = source.workdir / "archive"
-        source.tool(["mkdir", archive], check=True)  # the server's account writes it
-        quoted = shlex.quote(str(archive))
-        source.extra_settings["archive_command"] = f"test ! -f {quoted}/%f && cp %p {quoted}/%f"
+        archive, incoming = source.workdir / "archive", source.workdir / "archive-incoming"
+        source.tool(["mkdir", archive, incoming], check=True)  # the server's account writes them
+        # Copy, then rename into the archive: a reader never sees a segment half copied.
+        to, via = shlex.quote(str(archive)), shlex.quote(str(incoming))
+        source.extra_settings["archive_command"] = (
+            f"test ! -f {to}/%f && cp %p {via}/%f && mv {via}/%f {to}/%f"
+        )
         source.extra_settings["archive_timeout"] = f"{ARCHIVE_TIMEOUT_S}s"  # switch segments this often
         source.start_and_wait(tied_to_parent=True)
         with psycopg.connect(source.url(), autocommit=True) as conn:

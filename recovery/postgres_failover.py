@@ -165,6 +165,11 @@ def alter_system(url: str, settings: dict[str, str]) -> None:
         for name, value in settings.items():
             conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
         conn.execute("SELECT pg_reload_conf()")
+        # The reload is a signal: wait until this session sees the new values, then the postmaster has
+        # them too, and so does any session started from now on.
+        for name, value in settings.items():
+            while conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0] != value:
+                time.sleep(0.01)
 
 
 def writer(setup: str, number: int):
@@ -179,15 +184,21 @@ def writer(setup: str, number: int):
 
 def streaming(primary, timeout_s: float = 30.0) -> str:
     """The replica's sync_state once one streams from `primary`. Never start writers without one: a
-    synchronous commit would wait for a replica that is not there, and no timeout ends that wait safely."""
-    query = "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'"
+    synchronous commit would wait for a replica that is not there, and no timeout ends that wait safely.
+
+    Where the primary names synchronous standbys, wait until one is "sync" or "quorum": after a reload
+    the walsender reports "async" until it has read the new setting itself."""
+    query = """SELECT sync_state, current_setting('synchronous_standby_names') <> ''
+        FROM pg_stat_replication WHERE state = 'streaming'"""
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(primary.url(), autocommit=True) as conn:
-        while not (found := conn.execute(query).fetchall()):
+        while not (found := conn.execute(query).fetchall()) or (
+            found[0][1] and all(state == "async" for state, _ in found)
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no replica streams from port {primary.port} after {timeout_s:.0f} s")
             time.sleep(0.05)
-    return ",".join(state for (state,) in found)
+    return ",".join(state for state, _ in found)
 
 
 def count(result: Setup, load: Workload, killed_at: float, new) -> None:

@@ -62,7 +62,7 @@ PREFIX = "redis_high_availability:"
 LOCAL_ONLY = "the drills kill, freeze and cluster local redis-server processes"
 GROUP = "lesson"  # the name the Sentinels know the primary by
 DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, NODE_TIMEOUT_MS, WAIT_TIMEOUT_MS = 1000, 3000, 1000, 300
-CLIENT_TIMEOUT_S = 10.0  # longer than a freeze: the write in flight completes when the primary resumes
+CLIENT_TIMEOUT_S = 60.0  # longer than a freeze, even a slow failover: the write in flight completes on resume
 # Acknowledged writes per writer: before the fault, after a replica's link is cut, after the switch.
 WARM, CUT, AFTER = 100, 50, 30
 SECRET = "replicator-secret"  # the replicas log in as user `replicator`
