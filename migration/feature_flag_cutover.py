@@ -7,10 +7,11 @@ receiving every write meanwhile: the dual write. Here the store the flag names i
 the other one in a savepoint of the same transaction, so a shadow write that fails leaves the order
 acknowledged (and shows up as drift between the stores). Under a live workload (common/workload.py)
 the flag goes to the new store and back, and every acknowledged write is found afterwards. Whether
-to flip back is decided by a checklist of measured signals against thresholds: error rate since the
-flip, replication lag (pg_stat_replication; not applicable without a standby) and row-count drift
-between the stores. It says "roll back" for a new store whose CHECK refuses real orders (GBP) and
-"go" for the fixed one. The snapshot and down-migration side of rollbacks is rollback_planning.py.
+to flip back is decided by a checklist of measured signals against thresholds: the writes' error
+rate since the flip, replication lag (pg_stat_replication: how far the standby is behind the
+cut-over's own writes; not applicable without a standby) and row-count drift between the stores.
+It says "roll back" for a new store whose CHECK refuses real orders (GBP) and "go" for the fixed
+one. The snapshot and down-migration side of rollbacks is rollback_planning.py.
 
 Engine: PostgreSQL (POSTGRES_URL), schema `feature_flag_cutover`.
 Run: `make up SERVICES=postgres` (or `make local-up`), then `python migration/feature_flag_cutover.py`.
@@ -21,6 +22,7 @@ only thanks to the dual write, and the checklist's verdicts: ROLL BACK, then GO.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -35,6 +37,7 @@ SCHEMA = "feature_flag_cutover"
 SEED, N_ROWS = 11, 10_000
 FIRST_LIVE_ID = 1_000_000  # the live workload's order ids start here
 MAX_ERROR_RATE, MAX_LAG_BYTES, MAX_DRIFT = 0.01, 64 * 1024 * 1024, 0
+LAG_WAIT_S = 10  # how long a standby gets to replay up to the cut-over's writes before lag is read
 GOOD_CHECK, BAD_CHECK = "char_length(currency) = 3", "currency IN ('EUR', 'USD')"
 
 SETUP = """
@@ -54,7 +57,7 @@ INSERT INTO {s}.orders_v2 SELECT * FROM {s}.orders;
 FLAG = "SELECT value FROM {s}.feature_flags WHERE name = 'orders_store'"
 STORES = {"old": "orders", "new": "orders_v2"}
 INSERT = "INSERT INTO {t} (id, customer, amount, currency, written_via) VALUES (%s, %s, %s, %s, %s)"
-LAG = """SELECT count(*), max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::bigint
+LAG = """SELECT count(*), max(greatest(pg_wal_lsn_diff(%s::pg_lsn, replay_lsn), 0))::bigint
          FROM pg_stat_replication"""
 
 
@@ -152,11 +155,20 @@ def flip(conn: psycopg.Connection, store: str) -> None:
     conn.commit()
 
 
-def lag(conn: psycopg.Connection) -> tuple[int, int | None]:
-    """Standbys attached to this server, and the bytes the furthest one has still to replay."""
-    replicas, behind = conn.execute(LAG).fetchone()
-    conn.rollback()
-    return replicas, behind
+def lag(conn: psycopg.Connection, wait_s: float = LAG_WAIT_S) -> tuple[int, int | None]:
+    """Standbys attached to this server, and the bytes the furthest one is behind the writes so far.
+
+    Against the WAL position at the call, not the newest at each read: on a shared server, WAL that
+    others write meanwhile is not this cut-over's lag. A standby gets up to `wait_s` to replay it.
+    """
+    mark = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    deadline = time.monotonic() + wait_s
+    while True:
+        replicas, behind = conn.execute(LAG, (mark,)).fetchone()
+        conn.rollback()
+        if not behind or time.monotonic() > deadline:  # caught up, none reporting, or out of time
+            return replicas, behind
+        time.sleep(0.1)
 
 
 def drift(conn: psycopg.Connection) -> int:
@@ -179,7 +191,7 @@ def checklist(error_rate: float, replicas: int, behind: int | None, rows_apart: 
     else:
         lag = Check("replication lag", f"{behind:,} bytes", limit, verdict(behind, MAX_LAG_BYTES))
     return [
-        Check("error rate", f"{error_rate:.1%}", f"<= {MAX_ERROR_RATE:.0%}", verdict(error_rate, MAX_ERROR_RATE)),
+        Check("write error rate", f"{error_rate:.1%}", f"<= {MAX_ERROR_RATE:.0%}", verdict(error_rate, MAX_ERROR_RATE)),
         lag,
         Check("row drift, old/new", f"{rows_apart} rows", f"<= {MAX_DRIFT} rows", verdict(rows_apart, MAX_DRIFT)),
     ]  # fmt: skip
@@ -199,8 +211,8 @@ def cut_over(conn: psycopg.Connection, url: str, label: str, check: str) -> CutO
         flip(conn, "new")
         flipped = load.now_s()
         load.wait_for(len(load.succeeded("write")) + 80, "write")
-        report = load.report(since_s=flipped)
-        error_rate, (replicas, behind), rows_apart = report.failed / report.operations, lag(conn), drift(conn)
+        writes = load.report("write", since_s=flipped)  # the new code path's failures, not diluted by reads
+        error_rate, (replicas, behind), rows_apart = writes.failed / writes.operations, lag(conn), drift(conn)
         flip(conn, "old")  # a rehearsal after the good step, the rollback itself after the bad one
         back = load.now_s()
         load.wait_for(len(load.succeeded("write")) + 40, "write")
