@@ -292,15 +292,23 @@ def statement_stats_view(conn: psycopg.Connection) -> sql.Identifier | None:
         return None
 
 
-def statements_executed(conn: psycopg.Connection, view: sql.Identifier, prefix: str) -> int:
-    """The calls the server recorded for statements whose text starts with `prefix`, in this database."""
+def statement_calls(conn: psycopg.Connection, view: sql.Identifier, prefix: str) -> dict[tuple, int]:
+    """The calls the server recorded per statement (userid, queryid) whose text starts with `prefix`,
+    in this database."""
     query = sql.SQL(
-        "SELECT coalesce(sum(calls), 0) FROM {} WHERE starts_with(query, %s)"
+        "SELECT userid, queryid, sum(calls) FROM {} WHERE starts_with(query, %s)"
         " AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " GROUP BY userid, queryid"
     ).format(view)
     with conn.transaction():
-        found = conn.execute(query, [prefix]).fetchone()[0]
-    return int(found)
+        return {(userid, queryid): int(calls) for userid, queryid, calls in conn.execute(query, [prefix])}
+
+
+def calls_between(before: dict[tuple, int], after: dict[tuple, int]) -> int:
+    """Calls made between two readings, statement by statement, not as a difference of sums: the
+    queryid includes the table's oid, so earlier runs leave entries with the same text, and the
+    server may evict one of those at any moment. A new entry counts from 0; a vanished one is ignored."""
+    return sum(calls - before.get(key, 0) for key, calls in after.items())
 
 
 def load_row_by_row(conn: psycopg.Connection, table: str, rows: list, advance: Callable) -> int:
@@ -363,10 +371,10 @@ def load_postgres(conn: psycopg.Connection, rows: list) -> list[PostgresLoad]:
     loads = []
     for method, table, loader in zip(PG_METHODS, PG_TABLES, loaders, strict=True):
         prefix = recorded_as(table).as_string(conn)
-        before = statements_executed(conn, view, prefix) if view else 0
+        before = statement_calls(conn, view, prefix) if view else {}
         with console.progress(method, total=len(rows)) as advance, timer() as took:
             sent = loader(conn, table, rows, advance)
-        executed = statements_executed(conn, view, prefix) - before if view else None
+        executed = calls_between(before, statement_calls(conn, view, prefix)) if view else None
         loads.append(PostgresLoad(method, count_pg_rows(conn, table), sent, executed, took.seconds))
     return loads
 

@@ -44,7 +44,7 @@ SEED = 5
 FULL_ORDERS, MIN_ORDERS = 100_000, 10_000
 FULL_TRIES, MIN_TRIES = 200, 40  # write-then-read attempts per variant
 FULL_LAG_WRITES, MIN_LAG_WRITES = 200, 40
-STICK_TO_PRIMARY_S = 5.0  # how long a session reads from the primary after it writes
+STICK_TO_PRIMARY_S = 30.0  # how long a session reads from the primary after it writes
 CATCH_UP_TIMEOUT_S = 60.0
 POLL_S = 0.0002
 
@@ -106,15 +106,16 @@ class Session:
 
     def execute(self, statement: str, params: tuple = ()) -> list[tuple]:
         conn = route(statement, self.primary, self.replica)
-        now = time.monotonic()
-        if conn is self.primary:
-            self.last_write = now
-        elif now - self.last_write < self.stick_s:
+        writes = conn is self.primary
+        if not writes and time.monotonic() - self.last_write < self.stick_s:
             conn = self.primary
         if is_read(statement):
             self.reads["replica" if conn is self.replica else "primary"] += 1
         cur = conn.execute(statement, params)
-        return cur.fetchall() if cur.description else []
+        rows = cur.fetchall() if cur.description else []
+        if writes:  # the window starts once the commit returned: a slow write must not use it up
+            self.last_write = time.monotonic()
+        return rows
 
 
 @dataclass(frozen=True)

@@ -354,25 +354,33 @@ def recommendation_pattern(pg: psycopg.Connection, driver, data: Shop, n_custome
     return Pattern("recommendation", question, speeds, {"PostgreSQL": None, "Neo4j": None}, answers)
 
 
+def hour_of_week(moment: datetime, start: datetime) -> str:
+    """An hour named by its place in the week from `start` ("day 2 13:00"), not by its date: the orders
+    move with the run's date, and a second run after midnight UTC must give the same answers."""
+    hours = (moment - start) // timedelta(hours=1)
+    return f"day {hours // 24 + 1} {hours % 24:02d}:00"
+
+
 def rollup_pattern(pg: psycopg.Connection, influx, bucket: str, data: Shop, rounds: int) -> Pattern:
     window = {"start": data.start, "stop": data.start + timedelta(days=7)}
     text = flux(ROLLUP_FLUX, bucket=bucket, measurement=MEASUREMENT, **window)
 
     def in_postgres() -> dict:
         rows = pg.execute(q(ROLLUP), window)
-        return {hour.astimezone(UTC).isoformat(): [int(total), n] for hour, total, n in rows}
+        return {hour_of_week(hour, data.start): [int(total), n] for hour, total, n in rows}
 
     def in_influx() -> dict:
         rolled: dict[str, list] = defaultdict(lambda: [0, 0])
         for table in influx.query_api().query(text):
             for record in table.records:
-                rolled[record.get_time().isoformat()][record["result"] == "count"] = int(record.get_value())
+                hour = hour_of_week(record.get_time(), data.start)
+                rolled[hour][record["result"] == "count"] = int(record.get_value())
         return dict(sorted(rolled.items()))
 
     speeds, answers = measure({"PostgreSQL": in_postgres, "InfluxDB": in_influx}, rounds, 1)
     expected: dict[str, list] = defaultdict(lambda: [0, 0])
     for order in data.orders:
-        hour = expected[order.placed_at.replace(minute=0, second=0).isoformat()]
+        hour = expected[hour_of_week(order.placed_at, data.start)]
         hour[0], hour[1] = hour[0] + data.totals[order.id], hour[1] + 1
     answers["Python"] = dict(sorted(expected.items()))
     storage = {"PostgreSQL": pg_size(pg, "orders"), "InfluxDB": None}

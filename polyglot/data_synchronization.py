@@ -493,8 +493,11 @@ def cdc(
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(CDC_DATABASE)))
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
                 create_tables(conn, products, outbox=False)
-                conn.execute("SET statement_timeout = '60s'")  # a new slot waits for running transactions
+                # A new slot waits for every write transaction running on the server, the neighbours'
+                # too, and for a running-transactions record (one every 15 s or so): more time for it.
+                conn.execute("SET statement_timeout = '300s'")
                 conn.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (SLOT,))
+                conn.execute("SET statement_timeout = '60s'")
                 result.runs += sweep(url, conn, stores, "cdc", CDC_POINTS + CONSUMER_POINTS, orders, prices)
                 lag_orders = orders[len(CDC_POINTS + CONSUMER_POINTS) * SWEEP_ORDERS :]
                 result.lag_s["change data capture"] = live_lag(url, stores, "cdc", lag_orders, prices)
