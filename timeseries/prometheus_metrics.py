@@ -6,9 +6,9 @@ histogram of latencies by route. The registry is served over HTTP on the port Pr
 every second, and the workload runs in three rounds of a fixed request mix with latencies drawn
 from a seeded distribution (observed, not slept). After each round the lesson polls the HTTP API
 until the scraped counter equals what the workload did, then asks PromQL for the totals by route,
-the error ratio, rate() over the scrape window and histogram_quantile() over the buckets, and
-checks each answer against the workload: exact counts, and a 95th percentile that lands in the
-bucket holding the true one.
+the error ratio, rate() over every scrape since the metrics server started and histogram_quantile()
+over the buckets, and checks each answer against the workload: exact counts, and a 95th percentile
+that lands in the bucket holding the true one.
 
 Engine: Prometheus (PROMETHEUS_URL); metrics served on PROMETHEUS_SCRAPE_PORT, names prefixed
 `prometheus_metrics_`, selected by `job="lessons"`. Each run starts its counters from zero.
@@ -42,7 +42,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 QUANTILE = 0.95
 POLL_TIMEOUT_S = 30.0
 POLL_EVERY_S = 0.25
-RATE_WINDOW = "15s"  # at least a few scrapes at the 1 s interval
+WINDOW_MARGIN_S = 5  # a range reaching this far before the metrics server started
 
 TOTAL = 'sum(prometheus_metrics_requests_total{job="lessons"})'
 BY_ROUTE = 'sum by (route) (prometheus_metrics_requests_total{job="lessons"})'
@@ -50,8 +50,8 @@ ERROR_RATIO = (
     'sum(prometheus_metrics_requests_total{job="lessons", status=~"5.."})'
     ' / sum(prometheus_metrics_requests_total{job="lessons"})'
 )
-RATE_BY_ROUTE = 'sum by (route) (rate(prometheus_metrics_requests_total{job="lessons"}[15s]))'
-STAIRCASE = 'prometheus_metrics_requests_total{job="lessons", route="/search", status="200"}[15s]'
+REQUESTS = 'prometheus_metrics_requests_total{job="lessons"}'
+SEARCH_OK = 'prometheus_metrics_requests_total{job="lessons", route="/search", status="200"}'
 # The counters hold exactly this run's observations (they start at zero), so the quantile is taken over
 # them directly; on a long-lived service wrap the buckets in rate(...[5m]) to get the recent quantile.
 P95_ALL = 'histogram_quantile(0.95, sum by (le) (prometheus_metrics_request_duration_seconds_bucket{job="lessons"}))'
@@ -185,9 +185,23 @@ def wait_for_total(session: requests.Session, base: str, expected: int) -> tuple
     )
 
 
+def window_since(served_at: float) -> str:
+    """A PromQL range reaching back past served_at: every scrape of this run, however long polling took.
+
+    A fixed window ending now could hold only the flat samples after the last round when scrapes
+    stalled while the lesson polled. A duration cannot be a bound parameter, so it is built here,
+    from an integer computed from the clock, never from outside input.
+    """
+    return f"{math.ceil(time.time() - served_at) + WINDOW_MARGIN_S}s"
+
+
+def rate_by_route(window: str) -> str:
+    return f"sum by (route) (rate({REQUESTS}[{window}]))"
+
+
 def staircase(session: requests.Session, base: str, since: float) -> list[int]:
     """The raw samples of one counter series, as scraped: the range selector returns them unaggregated."""
-    result = instant(session, base, STAIRCASE)
+    result = instant(session, base, f"{SEARCH_OK}[{window_since(since)}]")
     samples = result[0]["values"] if result else []
     values = [int(float(value)) for at, value in samples if float(at) >= since]
     return [value for i, value in enumerate(values) if i == 0 or value != values[i - 1]]
@@ -258,9 +272,10 @@ def run(base_url: str, scrape_port: int) -> PrometheusResult:
             f"open carts (a gauge, set by inc and dec): {scraped_carts}, the workload's {workload.open_carts}"
         )
 
-        console.step(f"rate() over the last {RATE_WINDOW} of scrapes: requests per second, by route")
-        rates = by_label(instant(session, base, RATE_BY_ROUTE), "route")
-        console.plan(RATE_BY_ROUTE)
+        console.step("rate() over every scrape since the server started: requests per second, by route")
+        rate_query = rate_by_route(window_since(served_at))
+        rates = by_label(instant(session, base, rate_query), "route")
+        console.plan(rate_query)
         console.table(
             ["route", "requests per second"], [(route, f"{rates.get(route, 0.0):.1f}") for route in ROUTES]
         )

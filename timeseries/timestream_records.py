@@ -175,15 +175,19 @@ def batches(records: list[dict], size: int) -> list[list[dict]]:
 
 
 class RequestMeter:
-    """Counts the WriteRecords requests the client sends, and their bodies' bytes."""
+    """Counts the WriteRecords calls the client makes, and their serialized bodies' bytes.
+
+    botocore may send a call again after a throttle or a dropped connection; that retry is the
+    network's doing, not the record layout's, so it is not counted ("before-call", not "before-send").
+    """
 
     def __init__(self, write) -> None:
         self.requests = self.bytes = 0
-        write.meta.events.register("before-send.timestream-write.WriteRecords", self._count)
+        write.meta.events.register("before-call.timestream-write.WriteRecords", self._count)
 
-    def _count(self, request, **_) -> None:
+    def _count(self, params, **_) -> None:
         self.requests += 1
-        self.bytes += len(request.body or b"")
+        self.bytes += len(params["body"] or b"")
 
 
 def write_all(
