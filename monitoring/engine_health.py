@@ -39,7 +39,7 @@ REQUIRES = ("postgres", "mysql", "redis", "mongodb", "neo4j", "cassandra")
 NAMESPACE = "engine_health"  # database, keyspace; Redis keys start with PREFIX
 PREFIX = NAMESPACE + ":"
 SEED, N_KEYS, HITS, MISSES = 11, 50, 200, 50
-SLOW_LIST = 150_000  # its SORT takes tens of ms: past the default 10 ms of the slow log
+SLOW_LIST = 300_000  # its full SORT takes tens of ms on a fast, quiet machine: past the default 10 ms
 MONGO_OPS, MONGO_CURSORS, CASSANDRA_READS, N_ROWS = 20, 2, 30, 2_000
 VIRTUAL_TABLES = ("clients", "thread_pools", "settings")
 
@@ -88,9 +88,10 @@ class RedisHealth:
 @dataclass
 class MongoHealth:
     gaps: list[str]  # what this server does not answer
+    own_idle_cursors: int | None  # of those entries, the idle cursors: the lesson's, still open
     connections_current: int = field(compare=False)
     opcounter_deltas: dict[str, int] | None = field(compare=False)
-    cursors_open_delta: int | None = field(compare=False)
+    cursors_open_delta: int | None = field(compare=False)  # server-wide: others' cursors move it too
     own_ops: int | None = field(compare=False)  # $currentOp entries with the lesson's comment
 
 
@@ -138,7 +139,7 @@ class HealthResult:
             and self.neo4j.own_tx_found
             and (c.own_connections is None or c.own_connections >= 1)
             and m.connections_current >= 1
-            and (m.cursors_open_delta is None or m.cursors_open_delta >= MONGO_CURSORS)
+            and (m.own_idle_cursors is None or m.own_idle_cursors >= MONGO_CURSORS)
             and all(0 <= s.hit_ratio <= 1 and s.connections >= 1 for s in (self.postgres, self.mysql))
         )
 
@@ -159,8 +160,10 @@ def slow_sort(r: redis.Redis) -> int | None:
     last_id = max((entry["id"] for entry in r.slowlog_get(1)), default=-1)
     key, rng = PREFIX + "big", random.Random(SEED)
     r.rpush(key, *(rng.random() for _ in range(SLOW_LIST)))
-    r.sort(key, start=0, num=1)  # O(N log N) over the whole list; every other client waits meanwhile
-    r.unlink(key)
+    # O(N log N), and STORE writes all N sorted back (LIMIT would sort only part): every other
+    # client waits meanwhile. Big enough that a fast, quiet moment still passes the threshold.
+    r.sort(key, store=PREFIX + "sorted")
+    r.unlink(key, PREFIX + "sorted")
     mine = f"SORT {key}".encode()  # redis-py leaves SLOWLOG's command as bytes
     entries = [e for e in r.slowlog_get(128) if e["id"] > last_id and e["command"].startswith(mine)]
     return max((entry["duration"] for entry in entries), default=None)
@@ -207,13 +210,15 @@ def redis_health(r: redis.Redis) -> tuple[RedisHealth, dict[str, str]]:
 # --- MongoDB -------------------------------------------------------------------------------------
 
 
-def own_current_ops(client: pymongo.MongoClient, tag: str) -> int | None:
-    """$currentOp entries (operations, idle cursors) carrying the lesson's comment; None if not answered."""
+def own_current_ops(client: pymongo.MongoClient, tag: str) -> tuple[int | None, int | None]:
+    """$currentOp entries (operations, idle cursors) carrying the lesson's comment, and of them the
+    idle cursors; None, None if not answered."""
     try:
         ops = list(client.admin.aggregate([{"$currentOp": {"idleCursors": True}}], comment=tag))
     except pymongo.errors.OperationFailure:
-        return None
-    return sum(tag in str(op) for op in ops)  # the tag is random: an entry that mentions it is the lesson's
+        return None, None
+    mine = [op for op in ops if tag in str(op)]  # the tag is random: an entry with it is the lesson's
+    return len(mine), sum(op.get("type") == "idleCursor" for op in mine)
 
 
 def mongo_health(client: pymongo.MongoClient) -> tuple[MongoHealth, dict[str, str]]:
@@ -228,7 +233,7 @@ def mongo_health(client: pymongo.MongoClient) -> tuple[MongoHealth, dict[str, st
     for cursor in cursors:
         next(cursor)  # the first batch is read; the server keeps the cursor open for the rest
     after = client.admin.command("serverStatus")
-    own_ops = own_current_ops(client, tag)
+    own_ops, own_idle = own_current_ops(client, tag)
     for cursor in cursors:
         cursor.close()
     was, now = (s.get("metrics", {}).get("cursor", {}).get("open", {}).get("total") for s in (before, after))
@@ -242,14 +247,18 @@ def mongo_health(client: pymongo.MongoClient) -> tuple[MongoHealth, dict[str, st
         gaps.append(f"connections.current (says {current} while this client alone holds 2)")
     if gaps:
         console.say("This server does not answer: " + "; ".join(gaps) + ". A real MongoDB does.")
-    health = MongoHealth(gaps, current, ops, None if now is None else now - was, own_ops)
+    # The fact is the lesson's own idle cursors; metrics.cursor.open is server-wide, and a
+    # neighbour's cursors closing between the two serverStatus calls would lower its delta.
+    health = MongoHealth(gaps, own_idle, current, ops, None if now is None else now - was, own_ops)
     available = after["connections"].get("available")
+    open_cursors = "not reported" if now is None else f"{now} server-wide, {now - was:+} meanwhile"
+    own = f"{own_ops} entries are the lesson's, {own_idle} of them its idle cursors"
     return health, {
         "MongoDB connections": f"{current} of {available} available" if available else str(current),
         "MongoDB opcounters": f"insert +{ops['insert']}, query +{ops['query']}" if ops else "not reported",
         "MongoDB mem.resident": f"{after['mem']['resident']} MB" if "mem" in after else "not reported",
-        "MongoDB open cursors": "not reported" if now is None else f"{now}, +{now - was} with the lesson's",
-        "MongoDB currentOp": "not answered" if own_ops is None else f"{own_ops} entries are the lesson's",
+        "MongoDB open cursors": open_cursors,
+        "MongoDB currentOp": "not answered" if own_ops is None else own,
     }
 
 

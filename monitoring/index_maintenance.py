@@ -46,8 +46,10 @@ N_ORDERS, N_QUERIES = 30_000, 200  # orders, and application queries of each kin
 N_EVENTS = 40_000  # the table bloated, vacuumed and rewritten
 N_HOT, HOT_SHARE = 20_000, 0.3  # rows per fillfactor table, and the share one batch job updates
 N_MYSQL = 20_000
-REPORT_HOLD_S = 0.5  # how long a reporting transaction keeps its lock on the table
+REPORT_HOLD_S = 0.5  # how long a report keeps its lock once the maintenance statement queues behind it
 READER = "index_maintenance_reader"  # the reader's application_name, which the watcher looks for
+MAINTAINER = "index_maintenance_maintainer"  # the maintenance statement's session
+OLDER_SNAPSHOTS_WAIT_S = 60.0  # at most: a neighbour's statement can run long on a busy server; usually 0
 NO_AUTOVACUUM = "autovacuum_enabled = false, toast.autovacuum_enabled = false"  # the lesson vacuums
 
 ORDERS = """
@@ -109,16 +111,20 @@ MAINTENANCE = (  # (stage, statement, whether a report holds the table meanwhile
     ("REINDEX CONCURRENTLY", "REINDEX INDEX CONCURRENTLY {s}.events_account_idx", False),
     ("VACUUM FULL", "VACUUM FULL {s}.events", True),
 )
-# Is the reader waiting for a lock right now? Sampled by a watcher beside it: a slow read on a busy
-# machine is "blocked" (over 100 ms) without waiting for anyone; this says that it was queued.
-READER_WAITING = """
+# Is the session with this application_name waiting for a lock right now? Sampled for the reader by
+# a watcher beside it: a slow read on a busy machine is "blocked" (over 100 ms) without waiting for
+# anyone; this says that it was queued.
+WAITING_FOR_A_LOCK = """
 SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'
 """
-# Sessions of this database whose snapshot or transaction is older than a given transaction id.
+# Sessions of this database whose snapshot or transaction is older than a given transaction id, and
+# prepared transactions (two-phase commit) of this database, which hold VACUUM back the same way.
 OLDER_SNAPSHOTS = """
-SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-  AND backend_type <> 'autovacuum worker'  -- another VACUUM's snapshot does not hold this one back
-  AND (age(backend_xmin) >= age(%(xid)s::xid) OR age(backend_xid) >= age(%(xid)s::xid))
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+          AND backend_type <> 'autovacuum worker'  -- another VACUUM's snapshot does not hold this one back
+          AND (age(backend_xmin) >= age(%(xid)s::xid) OR age(backend_xid) >= age(%(xid)s::xid)))
+     + (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()
+          AND age(transaction) >= age(%(xid)s::xid))
 """
 HOT_TABLE = """
 CREATE TABLE {t} (id integer PRIMARY KEY, account_id integer NOT NULL, counter integer NOT NULL,
@@ -265,22 +271,42 @@ def read_event(conn: psycopg.Connection, n: int) -> int:
 
 
 def reader_waiting(conn: psycopg.Connection, n: int) -> int:
-    return conn.execute(READER_WAITING, (READER,)).fetchone()[0]
+    return conn.execute(WAITING_FOR_A_LOCK, (READER,)).fetchone()[0]
 
 
-def behind_a_report(url: str, statement: sql.Composed) -> float:
-    """Run `statement` while a report's transaction holds ACCESS SHARE on events for REPORT_HOLD_S."""
+def queued_or_done(conn: psycopg.Connection, worker: threading.Thread, timeout_s: float = 30.0) -> None:
+    """Return once the maintenance session waits for a lock, or its statement is over (plain VACUUM
+    waits for none)."""
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive() and time.monotonic() < deadline:
+        if conn.execute(WAITING_FOR_A_LOCK, (MAINTAINER,)).fetchone()[0]:
+            return
+        time.sleep(0.01)
+
+
+def behind_a_report(conn: psycopg.Connection, url: str, statement: sql.Composed) -> float:
+    """Run `statement` while a report's transaction holds ACCESS SHARE on events.
+
+    The report ends REPORT_HOLD_S after `conn` sees the statement queued behind it (or over), not
+    after a fixed time: on a busy machine the statement's session may take that long to connect.
+    """
     took = []
 
     def maintain() -> None:
-        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn, timer() as t:
-            conn.execute(statement)
+        with (
+            psycopg.connect(
+                url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name=MAINTAINER
+            ) as c,
+            timer() as t,
+        ):
+            c.execute(statement)
         took.append(t.seconds)
 
     with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as report:
         report.execute(q("SELECT count(*) FROM {s}.events")).fetchone()  # its lock stays until commit
         worker = threading.Thread(target=maintain)
         worker.start()
+        queued_or_done(conn, worker)
         time.sleep(REPORT_HOLD_S)
         report.commit()
         worker.join()
@@ -298,7 +324,7 @@ def maintain_with_a_reader(conn: psycopg.Connection, url: str) -> dict[str, Stag
         for name, statement, with_report in MAINTENANCE:
             began = load.now_s()
             if with_report:
-                seconds = behind_a_report(url, q(statement))
+                seconds = behind_a_report(conn, url, q(statement))
             else:
                 with timer() as t:
                     conn.execute(q(statement))
@@ -326,8 +352,12 @@ def bloat(conn: psycopg.Connection) -> dict[str, Stage]:
     return stages
 
 
-def wait_for_older_snapshots(conn: psycopg.Connection, timeout_s: float = 10.0) -> int:
-    """VACUUM keeps what an older snapshot may still see: wait for sessions that began before now."""
+def wait_for_older_snapshots(conn: psycopg.Connection, timeout_s: float = OLDER_SNAPSHOTS_WAIT_S) -> int:
+    """VACUUM keeps what an older snapshot may still see: wait for sessions that began before now.
+
+    Prepared transactions hold it back too, and are waited for the same way. Returns how many there
+    were at first.
+    """
     now = conn.execute("SELECT (pg_current_xact_id()::text::bigint % 4294967296)::text").fetchone()[0]
     deadline, first = time.monotonic() + timeout_s, None
     while True:
@@ -429,7 +459,8 @@ def run(pg: psycopg.Connection, url: str, my: pymysql.Connection) -> IndexMainte
     result.stages |= maintain_with_a_reader(pg, url)
     show_stages(result.stages)
     console.say(
-        f"During VACUUM and VACUUM FULL a report held ACCESS SHARE on the table for {REPORT_HOLD_S} s,"
+        "During VACUUM and VACUUM FULL a report held ACCESS SHARE on the table, until"
+        f" {REPORT_HOLD_S} s after the step queued behind it (or ended),"
     )
     console.say("while a reader looked up a row every 5 ms ('blocked': a read that took over 100 ms) and a")
     console.say("watcher sampled pg_stat_activity for the reader's wait_event_type = 'Lock'.")
