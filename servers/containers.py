@@ -273,9 +273,9 @@ class ComposeContainer:
 
     def _scrape_config(self, config: Path) -> str:
         """prometheus.yml with a scrape port of this session's own, so parallel runs never collide."""
-        from servers.local.prometheus import scrape_port
+        from servers.local.base import free_port
 
-        port = scrape_port()  # outside the ephemeral range: no connection takes it before a lesson binds it
+        port = free_port()  # below the ephemeral range: no connection takes it before a lesson binds it
         self.env_extra["PROMETHEUS_SCRAPE_PORT"] = str(port)
         text = config.read_text().replace("host.docker.internal:9464", f"host.docker.internal:{port}")
         copy = Path(tempfile.mkdtemp(prefix="prometheus-")) / "prometheus.yml"

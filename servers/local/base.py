@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,8 +25,32 @@ class ServerStartError(RuntimeError):
     """The server process exited or never answered; the message carries its log tail."""
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Ports for servers are drawn from here: below the kernel's ephemeral range, where every outbound
+# connection takes its local port (one picked there can be taken by a connection in the seconds a
+# JVM needs before it binds), and below the compose ports of the 20000s (Sentinel 26380-26382, the
+# MongoDB replica set 27017-27020).
+SERVER_PORTS = range(20000, 26000)
+_choose = random.SystemRandom()  # not the `random` a lesson may seed: two processes must not agree
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nothing listens on now, for a server to bind soon; never the same one twice in a process."""
+    try:
+        ephemeral_from = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_from = 32768  # Linux's default
+    candidates = [port for port in SERVER_PORTS if port < ephemeral_from and port not in _handed_out]
+    for port in _choose.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # fails if anything holds the port, on any address
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # no room below the ephemeral range: one from it
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -203,6 +228,8 @@ class LocalServer:
                 if self.ready():
                     self.after_ready()
                     return time.monotonic() - started
+            except ServerStartError:  # the launcher knows it will never be ready
+                raise
             except Exception as error:  # not ready yet: connection refused, auth not set up...
                 last_error = error
             time.sleep(0.2)

@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape
 from servers.local.base import (
     CACHE,
     LocalServer,
+    ServerStartError,
     _descendants,
     _tied_to_parent,
     free_port,
@@ -157,8 +158,20 @@ class HBaseServer(LocalServer):
 
     def ready(self) -> bool:
         if self.master is not None and self.master.poll() is not None:
-            raise RuntimeError(f"the HBase master exited with code {self.master.returncode}")
+            raise ServerStartError(
+                f"{self.display}: the master exited with code {self.master.returncode}; its log"
+                f" {self.workdir / 'master.log'} says:\n{self.master_log_errors()}"
+            )
         return super().ready()
+
+    def master_log_errors(self, lines: int = 12) -> str:
+        """The master log's last ERROR and FATAL lines and exceptions: why it stopped."""
+        try:
+            text = (self.workdir / "master.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        wanted = [line for line in text if " ERROR " in line or " FATAL " in line or "Exception:" in line]
+        return "\n".join((wanted or text)[-lines:])
 
     def _master_pid(self) -> int | None:
         if self.master is not None:

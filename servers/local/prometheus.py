@@ -2,8 +2,8 @@
 
 A lesson that instruments Python code serves its metrics on PROMETHEUS_SCRAPE_PORT; this
 server scrapes 127.0.0.1 on that port. Samples appear a few seconds after start: poll. The port
-is chosen below the kernel's ephemeral range (`scrape_port()`), as the lesson binds it only when
-it runs, perhaps many minutes later.
+comes from free_port(), below the kernel's ephemeral range, so no outbound connection takes it in
+the minutes before the lesson binds it.
 
 It evaluates the alert rules of monitoring/alerts/rules.yml (the file compose mounts) every
 second and sends firing alerts to Alertmanager. The exporters and Alertmanager run on ports
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import socket
 from pathlib import Path
 
 from common.settings import ROOT
@@ -29,10 +27,6 @@ from servers.local.base import LocalServer, free_port
 RULES = ROOT / "monitoring" / "alerts" / "rules.yml"
 # Engines this Prometheus scrapes when they run beside it: the job name is the engine's key.
 SCRAPED = ("postgres_exporter", "redis_exporter")
-EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-# Scrape ports are drawn from here: below the ephemeral range and below every compose port of the
-# 20000s (Sentinel 26380-26382, the MongoDB replica set 27017-27020).
-SCRAPE_PORTS = range(20000, 26000)
 
 SCRAPE_CONFIG = """\
 global:
@@ -60,28 +54,6 @@ DISCOVERED_JOB = """\
       - files: ["{targets}/{engine}-*.json"]
         refresh_interval: 5s
 """
-
-
-def scrape_port() -> int:
-    """A free port below the kernel's ephemeral range, for a lesson to bind later.
-
-    A port from free_port() lies inside that range, where every outbound connection (and every
-    later free_port()) takes its local port: by the time the lesson binds it, it may be taken.
-    """
-    try:
-        ephemeral_from = int(EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral_from = 32768  # Linux's default
-    candidates = [port for port in SCRAPE_PORTS if port < ephemeral_from]
-    random.shuffle(candidates)  # sessions started side by side rarely draw the same one
-    for port in candidates[:200]:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("0.0.0.0", port))  # where the lesson serves it
-            except OSError:
-                continue
-            return port
-    return free_port()  # no room below the ephemeral range: take the old risk
 
 
 def targets_folder(workdir: Path) -> Path:
@@ -120,7 +92,7 @@ class PrometheusServer(LocalServer):
 
     def __init__(self, port, workdir):
         super().__init__(port, workdir)
-        self.scrape_port = self.compose_scrape_port if port == self.compose_port else scrape_port()
+        self.scrape_port = self.compose_scrape_port if port == self.compose_port else free_port()
 
     @classmethod
     def installed(cls) -> bool:
