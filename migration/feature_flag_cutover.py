@@ -191,7 +191,8 @@ def checklist(error_rate: float, replicas: int, behind: int | None, rows_apart: 
     else:
         lag = Check("replication lag", f"{behind:,} bytes", limit, verdict(behind, MAX_LAG_BYTES))
     return [
-        Check("write error rate", f"{error_rate:.1%}", f"<= {MAX_ERROR_RATE:.0%}", verdict(error_rate, MAX_ERROR_RATE)),
+        Check("write error rate", f"{error_rate:.1%}", f"<= {MAX_ERROR_RATE:.0%}",
+              verdict(error_rate, MAX_ERROR_RATE)),
         lag,
         Check("row drift, old/new", f"{rows_apart} rows", f"<= {MAX_DRIFT} rows", verdict(rows_apart, MAX_DRIFT)),
     ]  # fmt: skip

@@ -358,7 +358,8 @@ def pt_online_schema_change(admin: pymysql.Connection, params: dict, seen: list[
         )
         command = [
             tool, "--execute", "--no-version-check", "--recursion-method=none", "--alter", PT_OSC_ALTER,
-            "--max-load", PT_OSC_LOAD, "--critical-load", PT_OSC_LOAD, f"F={options},D={DATABASE},t=customers",
+            "--max-load", PT_OSC_LOAD, "--critical-load", PT_OSC_LOAD,
+            f"F={options},D={DATABASE},t=customers",
         ]  # fmt: skip
         with live(params, admin, "pt-osc", seen):
             try:

@@ -375,7 +375,8 @@ def show(steps: list[Step], lost_by_way: dict[str, int]) -> None:
         rows.append((way, "lost rows, read back", lost_by_way[way], "", "", "", ""))
     console.table(["way", "step", "ops", "failed", ">100ms", "lock>100ms", "max ms"], rows)
     console.say(
-        "'>100 ms' is the recorder's blocked; 'lock >100 ms': the server showed it waiting on a lock that long."
+        "'>100 ms' is the recorder's blocked; "
+        "'lock >100 ms': the server showed it waiting on a lock that long."
     )
 
 

@@ -4,9 +4,10 @@ An application runs a mix of quick statements and one bad one: a case-insensitiv
 `lower(email) = lower($1)`, which cannot use the index on email and reads the whole table.
 pg_stat_statements finds it at once: first by shared blocks, the whole table's per call against a
 handful for the others (hit: found in shared_buffers; read: asked of the operating system), first
-by mean time, and on a quiet machine by total time too. The lesson ranks by the blocks, a count that is the same on every
-run, not by total time, which tools often sort by: time moves with the machine's load, and on a
-busy one the waits of many quick statements can add up to more than the few slow ones.
+by mean time, and on a quiet machine by total time too. The lesson ranks by the blocks, a count
+that is the same on every run, not by total time, which tools often sort by: time moves with the
+machine's load, and on a busy one the waits of many quick statements can add up to more than the
+few slow ones.
 auto_explain catches its plan as it runs (a Seq Scan, `Rows Removed by Filter: 99999`). An
 expression index fixes it; the lesson resets pg_stat_statements for its own statements only
 (never the whole server's), runs the same workload again, and the bad query's share of the time
